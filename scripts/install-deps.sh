@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs everything linewire needs to build, test and run its quick start on
+# Debian bookworm. Idempotent: when every package is already present it only
+# checks, so it is quick to call again.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build ccache pkg-config clang-format
+  # libraries (Debian packages only; see README "Dependencies")
+  libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
+  libboost1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libcli11-dev catch2
+  # broker and clients for the quick start and the integration tests
+  mosquitto mosquitto-clients
+  # integration tests: a real MQTT client in Python
+  python3 python3-paho-mqtt python3-pytest
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The Debian mosquitto package starts a system broker on :1883; linewire's tests and
+# quick start run their own brokers on free ports and do not need it.
