@@ -1,0 +1,362 @@
+#include "agent/agent.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <spdlog/spdlog.h>
+
+#include "agent/names.hpp"
+
+namespace linewire::agent {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+// Info is refreshed when runs start or end, at most once a second (SPEC §6).
+struct Agent::InfoTimer {
+  explicit InfoTimer(asio::io_context& io) : timer(io) {}
+  asio::steady_timer timer;
+  std::chrono::steady_clock::time_point last{};
+  bool armed = false;
+};
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+// How many finished run ids are remembered for duplicate_id beyond keep_runs.
+constexpr std::size_t kMinRememberedIds = 1000;
+
+}  // namespace
+
+Agent::Agent(asio::io_context& io, config::Config config, std::string version)
+    : io_(io),
+      config_(std::move(config)),
+      version_(std::move(version)),
+      host_(host_name()),
+      started_(std::chrono::system_clock::now()),
+      info_timer_(std::make_unique<InfoTimer>(io)) {
+  for (const auto& c : config_.commands)
+    if (c.args) patterns_.emplace(c.name, std::regex(c.args->pattern, std::regex::ECMAScript));
+}
+
+Agent::~Agent() = default;
+
+bool Agent::running(const std::string& command) const { return instances(command) > 0; }
+
+int Agent::instances(const std::string& command) const {
+  int n = 0;
+  for (const auto& [id, run] : runs_)
+    if (run->command().name == command && !run->finished()) ++n;
+  return n;
+}
+
+bool Agent::has_capacity(const config::Command& command) const {
+  if (static_cast<int>(runs_.size()) >= config_.limits.max_runs) return false;
+  return command.max_instances == 0 || instances(command.name) < command.max_instances;
+}
+
+bool Agent::id_taken(const std::string& id) const {
+  if (runs_.count(id)) return true;
+  for (const auto& q : queue_)
+    if (q.id == id) return true;
+  for (const auto& f : finished_)
+    if (f == id) return true;
+  return false;
+}
+
+std::string Agent::new_id() {
+  // Sortable by time, and unique per device: time, a counter and a random tail.
+  static std::mt19937_64 rng{std::random_device{}()};
+  for (;;) {
+    auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d%02d%02d-%02d%02d%02d-%llx%04llx", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<unsigned long long>(++id_counter_ & 0xfff),
+                  static_cast<unsigned long long>(rng() & 0xffff));
+    if (!id_taken(buf)) return buf;
+  }
+}
+
+std::optional<Error> Agent::check_args(const config::Command& command,
+                                       const std::vector<std::string>& args) const {
+  if (args.empty()) return std::nullopt;
+  if (!command.args)
+    return Error{ErrorCode::args_not_allowed, "command '" + command.name + "' takes no arguments"};
+  if (static_cast<int>(args.size()) > command.args->max)
+    return Error{ErrorCode::bad_args, "at most " + std::to_string(command.args->max) +
+                                          " argument(s) for '" + command.name + "'"};
+  const auto& pattern = patterns_.at(command.name);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    bool ok = a.size() <= kMaxArgLength && a.find('\0') == std::string::npos;
+    if (ok) {
+      try {
+        ok = std::regex_match(a, pattern);
+      } catch (const std::regex_error&) {
+        ok = false;  // e.g. error_complexity: refuse rather than guess
+      }
+    }
+    if (!ok)
+      return Error{ErrorCode::bad_args, "argument " + std::to_string(i + 1) +
+                                            " does not match the pattern '" +
+                                            command.args->pattern + "'"};
+  }
+  return std::nullopt;
+}
+
+std::variant<Started, Error> Agent::start(const std::string& name, StartRequest request,
+                                          RunOrigin origin) {
+  if (shutting_down_) return Error{ErrorCode::shutting_down, "the agent is shutting down"};
+  const config::Command* command = config_.find_command(name);
+  if (!command || (origin.transport == "mqtt" && !command->mqtt) ||
+      (origin.transport == "websocket" && !command->websocket))
+    return Error{ErrorCode::unknown_command,
+                 "no command '" + name + "' on " + config_.device};
+  if (auto e = check_args(*command, request.args)) return *e;
+  if (request.stdin_text && !command->stdin_enabled)
+    return Error{ErrorCode::bad_request, "command '" + name + "' takes no stdin"};
+  std::string id;
+  if (request.id) {
+    if (id_taken(*request.id))
+      return Error{ErrorCode::duplicate_id, "run '" + *request.id + "' already exists on " +
+                                                config_.device};
+    id = *request.id;
+  } else {
+    id = new_id();
+  }
+
+  if (!has_capacity(*command)) {
+    bool command_full =
+        command->max_instances > 0 && instances(name) >= command->max_instances;
+    if (command->on_busy == config::OnBusy::replace && instances(name) > 0) {
+      // Kill the oldest run of the command; the new one takes its place now.
+      Run* oldest = nullptr;
+      for (auto& [rid, run] : runs_)
+        if (run->command().name == name && run->record().reason.empty() &&
+            (!oldest || run->record().started < oldest->record().started))
+          oldest = run.get();
+      if (oldest) oldest->kill("replaced");
+      return launch(*command, std::move(id), std::move(request), std::move(origin));
+    }
+    if (command->on_busy == config::OnBusy::queue) {
+      int waiting = 0;
+      for (const auto& q : queue_)
+        if (q.command == name) ++waiting;
+      if (waiting < command->queue_max) {
+        queue_.push_back(Queued{id, name, std::move(request), std::move(origin)});
+        spdlog::info("run {}: queued ({} waiting for '{}')", id, waiting + 1, name);
+        return Started{id, 0, true};
+      }
+      return Error{ErrorCode::busy, "queue of '" + name + "' is full (" +
+                                        std::to_string(command->queue_max) + ")"};
+    }
+    return Error{ErrorCode::busy,
+                 command_full ? "'" + name + "' is at max_instances (" +
+                                    std::to_string(command->max_instances) + ")"
+                              : config_.device + " is at max_runs (" +
+                                    std::to_string(config_.limits.max_runs) + ")"};
+  }
+  return launch(*command, std::move(id), std::move(request), std::move(origin));
+}
+
+std::variant<Started, Error> Agent::launch(const config::Command& command, std::string id,
+                                           StartRequest request, RunOrigin origin) {
+  auto run = std::make_unique<Run>(io_, *this, command, config_.limits, id, std::move(origin));
+  auto error = run->start(config_.device, std::move(request.args), std::move(request.stdin_text),
+                          request.timeout);
+  if (error) {
+    spdlog::warn("run {}: {}", id, error->message);
+    if (observer_) observer_->on_state(*run, state_document(run->record()), true);
+    remember_finished(id);
+    return *error;
+  }
+  bool was_running = running(command.name);
+  Run& r = *run;
+  runs_.emplace(id, std::move(run));
+  spdlog::info("run {}: started '{}' pid {}", id, command.name, r.record().pid);
+  if (observer_) {
+    observer_->on_state(r, state_document(r.record()), false);
+    if (!was_running) observer_->on_running(command.name, true);
+  }
+  info_changed();
+  return Started{id, r.record().pid, false};
+}
+
+std::optional<Error> Agent::stop(const std::string& name) {
+  if (!config_.find_command(name))
+    return Error{ErrorCode::unknown_command, "no command '" + name + "' on " + config_.device};
+  std::erase_if(queue_, [&](const Queued& q) { return q.command == name; });
+  for (auto& [id, run] : runs_)
+    if (run->command().name == name) run->kill("stop");
+  return std::nullopt;
+}
+
+std::optional<Error> Agent::write_stdin(const std::string& id, std::string_view line) {
+  auto it = runs_.find(id);
+  if (it == runs_.end() || it->second->finished())
+    return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
+  return it->second->write_line(line);
+}
+
+std::optional<Error> Agent::close_stdin(const std::string& id) {
+  auto it = runs_.find(id);
+  if (it == runs_.end() || it->second->finished())
+    return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
+  return it->second->close_stdin();
+}
+
+std::optional<Error> Agent::signal(const std::string& id, std::string_view name) {
+  auto sig = parse_signal(name);
+  if (!sig)
+    return Error{ErrorCode::bad_request,
+                 "unknown signal; use TERM INT HUP KILL QUIT USR1 USR2 STOP CONT"};
+  auto it = runs_.find(id);
+  if (it == runs_.end() || !it->second->signal(*sig))
+    return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
+  return std::nullopt;
+}
+
+void Agent::on_run_line(Run& run, Stream stream, std::string_view line, std::uint64_t seq) {
+  if (observer_) observer_->on_line(run, stream, line, seq);
+}
+
+void Agent::on_run_output(Run& run) {
+  if (run.command().overflow == config::Overflow::block && output_congested())
+    run.pause_output();
+}
+
+bool Agent::output_congested() const { return observer_ && observer_->congested(); }
+
+void Agent::resume_output() {
+  for (auto& [id, run] : runs_) {
+    if (output_congested()) return;
+    run->resume_output();
+  }
+}
+
+void Agent::on_run_finished(Run& run) {
+  const auto& r = run.record();
+  spdlog::info("run {}: {}{}{} after {} ms, {} lines", r.run, to_string(r.phase),
+               r.exit_code ? " code " + std::to_string(*r.exit_code) : "",
+               r.reason.empty() ? "" : " (" + r.reason + ", " + r.signal + ")",
+               std::chrono::duration_cast<std::chrono::milliseconds>(r.ended - r.started).count(),
+               r.lines);
+  if (observer_) observer_->on_state(run, state_document(r), true);
+  std::string id = r.run;
+  std::string command = r.command;
+  // The Run is inside its process's callback now: destroy it once that returns.
+  auto node = runs_.extract(id);
+  asio::post(io_, [owned = std::shared_ptr<Run>(std::move(node.mapped()))] {});
+  remember_finished(id);
+  if (observer_ && !running(command)) observer_->on_running(command, false);
+  info_changed();
+  if (shutting_down_) {
+    if (runs_.empty() && shutdown_done_) {
+      auto done = std::move(shutdown_done_);
+      shutdown_done_ = nullptr;
+      done();
+    }
+    return;
+  }
+  start_queued();
+}
+
+void Agent::start_queued() {
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    const config::Command* command = config_.find_command(it->command);
+    if (!command) {
+      it = queue_.erase(it);
+      continue;
+    }
+    if (!has_capacity(*command)) {
+      ++it;
+      continue;
+    }
+    Queued q = std::move(*it);
+    it = queue_.erase(it);
+    spdlog::info("run {}: starting from the queue", q.id);
+    launch(*command, q.id, std::move(q.request), std::move(q.origin));
+    it = queue_.begin();  // launch may have changed capacity for everyone
+  }
+}
+
+void Agent::remember_finished(const std::string& id) {
+  finished_.push_back(id);
+  std::size_t keep = static_cast<std::size_t>(config_.keep_runs);
+  // States past keep_runs are cleared; their ids stay taken a while longer so that
+  // a late duplicate is still refused.
+  if (finished_.size() > keep && observer_) observer_->on_forget(finished_[finished_.size() - keep - 1]);
+  while (finished_.size() > std::max(keep, kMinRememberedIds)) finished_.pop_front();
+}
+
+void Agent::shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  queue_.clear();
+  if (runs_.empty()) {
+    done();
+    return;
+  }
+  shutdown_done_ = std::move(done);
+  for (auto& [id, run] : runs_) {
+    run->resume_output();
+    run->kill("shutdown");
+  }
+}
+
+std::string Agent::info_document() const {
+  json commands = json::object();
+  for (const auto& c : config_.commands) {
+    int max = c.max_instances > 0 ? std::min(c.max_instances, config_.limits.max_runs)
+                                  : config_.limits.max_runs;
+    commands[c.name] = {{"args", c.args.has_value()},
+                        {"max_instances", max},
+                        {"mode", c.mode == config::Mode::service ? "service" : "on_demand"}};
+  }
+  json doc = {{"device", config_.device},
+              {"version", version_},
+              {"host", host_},
+              {"started", iso8601(started_)},
+              {"commands", commands},
+              {"runs", {{"active", runs_.size()}, {"max", config_.limits.max_runs}}},
+              {"groups", config_.groups},
+              {"websocket", config_.websocket.listen.empty()
+                                ? json(nullptr)
+                                : json(config_.websocket.listen)}};
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void Agent::info_changed() {
+  if (!observer_ || info_timer_->armed) return;
+  auto now = std::chrono::steady_clock::now();
+  auto next = info_timer_->last + std::chrono::seconds(1);
+  if (now >= next) {
+    publish_info();
+    return;
+  }
+  info_timer_->armed = true;
+  info_timer_->timer.expires_at(next);
+  info_timer_->timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    info_timer_->armed = false;
+    publish_info();
+  });
+}
+
+void Agent::publish_info() {
+  info_timer_->last = std::chrono::steady_clock::now();
+  if (observer_) observer_->on_info(info_document());
+}
+
+}  // namespace linewire::agent

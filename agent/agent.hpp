@@ -1,0 +1,128 @@
+// The transport-free core of linewired: the command table, the runs, their limits and
+// queues, and the documents transports publish (SPEC §3–§6). Lives on one io_context;
+// transports call it from that thread only.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "agent/request.hpp"
+#include "agent/run.hpp"
+#include "config/config.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace linewire::agent {
+
+// What a transport hears from the agent. The MQTT transport publishes all of it.
+class AgentObserver {
+ public:
+  virtual void on_line(const Run& run, Stream stream, std::string_view line,
+                       std::uint64_t seq) = 0;
+  // A run's state document; `final` for the last one. For a final state, every line
+  // of the run was passed to on_line before.
+  virtual void on_state(const Run& run, const std::string& document, bool final) = 0;
+  virtual void on_running(const std::string& command, bool running) = 0;
+  virtual void on_info(const std::string& document) = 0;
+  // The retained state of this finished run is past keep_runs: clear it.
+  virtual void on_forget(const std::string& run) = 0;
+  // Output waiting for the broker is over limits.buffer: runs should pause.
+  virtual bool congested() const = 0;
+
+ protected:
+  ~AgentObserver() = default;
+};
+
+struct Started {
+  std::string run;
+  int pid = 0;
+  bool queued = false;
+};
+
+class Agent final : private RunHost {
+ public:
+  Agent(boost::asio::io_context& io, config::Config config, std::string version);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  void set_observer(AgentObserver* observer) { observer_ = observer; }
+
+  const config::Config& config() const { return config_; }
+
+  // SPEC §3. The command name must already be a valid name.
+  std::variant<Started, Error> start(const std::string& command, StartRequest request,
+                                     RunOrigin origin);
+  // Stops every run of the command (and queued starts of it).
+  std::optional<Error> stop(const std::string& command);
+  std::optional<Error> write_stdin(const std::string& run, std::string_view line);
+  std::optional<Error> close_stdin(const std::string& run);
+  std::optional<Error> signal(const std::string& run, std::string_view name);
+
+  // The output queue drained below its low mark: paused runs read again.
+  void resume_output();
+
+  // SIGTERM/SIGINT: refuse new requests, kill every run (reason `shutdown`), and call
+  // `done` once every final state was handed to the observer.
+  void shutdown(std::function<void()> done);
+  bool shutting_down() const { return shutting_down_; }
+
+  std::string info_document() const;
+  std::size_t active_runs() const { return runs_.size(); }
+  bool running(const std::string& command) const;
+
+ private:
+  struct Queued {
+    std::string id;
+    std::string command;
+    StartRequest request;
+    RunOrigin origin;
+  };
+
+  void on_run_line(Run& run, Stream stream, std::string_view line, std::uint64_t seq) override;
+  void on_run_output(Run& run) override;
+  bool output_congested() const override;
+  void on_run_finished(Run& run) override;
+
+  std::optional<Error> check_args(const config::Command& command,
+                                  const std::vector<std::string>& args) const;
+  bool id_taken(const std::string& id) const;
+  std::string new_id();
+  int instances(const std::string& command) const;
+  bool has_capacity(const config::Command& command) const;
+  std::variant<Started, Error> launch(const config::Command& command, std::string id,
+                                      StartRequest request, RunOrigin origin);
+  void start_queued();
+  void remember_finished(const std::string& id);
+  void info_changed();
+  void publish_info();
+
+  boost::asio::io_context& io_;
+  config::Config config_;
+  std::string version_;
+  std::string host_;
+  std::chrono::system_clock::time_point started_;
+  std::map<std::string, std::regex> patterns_;  // command → compiled args.pattern
+  AgentObserver* observer_ = nullptr;
+  std::map<std::string, std::unique_ptr<Run>> runs_;  // active runs by id
+  std::deque<Queued> queue_;                           // on_busy: queue, in order
+  std::deque<std::string> finished_;                   // newest last, for keep_runs
+  std::uint64_t id_counter_ = 0;
+  bool shutting_down_ = false;
+  std::function<void()> shutdown_done_;
+  struct InfoTimer;
+  std::unique_ptr<InfoTimer> info_timer_;
+};
+
+}  // namespace linewire::agent

@@ -1,0 +1,102 @@
+// linewired: the agent. Loads the config, connects to the broker and serves requests
+// until SIGTERM/SIGINT (SPEC §6, §7).
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/agent.hpp"
+#include "config/load.hpp"
+#include "transports/mqtt/mqtt_transport.hpp"
+
+namespace asio = boost::asio;
+using namespace linewire;
+
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitConfig = 2;
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("linewired");
+  // Under systemd, journald stamps the time itself.
+  logger->set_pattern(std::getenv("JOURNAL_STREAM") ? "%l: %v" : "%Y-%m-%d %H:%M:%S.%e %l %v");
+  logger->set_level(spdlog::level::from_str(level));
+  logger->flush_on(spdlog::level::trace);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"linewired: run configured programs for MQTT requests, line by line"};
+  std::string config_path = "/etc/linewire/linewire.yaml";
+  bool check_only = false;
+  std::string log_level;
+  app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
+  app.add_flag("--check-config", check_only, "validate the configuration and exit (0 or 2)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error (overrides log_level)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  app.set_version_flag("--version", "linewired " LINEWIRE_VERSION);
+  CLI11_PARSE(app, argc, argv);
+
+  auto loaded = config::load_file(config_path);
+  if (!loaded.problems.empty()) {
+    for (const auto& p : loaded.problems) std::cerr << config::format(p, config_path) << "\n";
+    std::cerr << loaded.problems.size() << " problem(s) in " << config_path << "\n";
+    return kExitConfig;
+  }
+  if (check_only) {
+    std::cout << config_path << ": ok (" << loaded.config->commands.size() << " commands)\n";
+    return 0;
+  }
+  config::Config cfg = std::move(*loaded.config);
+  setup_logging(log_level.empty() ? cfg.log_level : log_level);
+
+  // A subscriber that vanishes must not kill the agent through a pipe write.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  try {
+    asio::io_context io;
+    agent::Agent agent(io, std::move(cfg), LINEWIRE_VERSION);
+    mqtt::Transport transport(io, agent);
+
+    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    std::function<void(const boost::system::error_code&, int)> on_signal =
+        [&](const boost::system::error_code& ec, int sig) {
+          if (ec) return;
+          if (sig == SIGHUP) {
+            spdlog::warn("SIGHUP: configuration reload is not available in this version");
+            signals.async_wait(on_signal);
+            return;
+          }
+          if (agent.shutting_down()) {
+            spdlog::warn("second {}: leaving now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            std::_Exit(kExitRuntime);
+          }
+          spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+          signals.async_wait(on_signal);
+          agent.shutdown([&] {
+            transport.stop([&] {
+              spdlog::info("stopped");
+              io.stop();
+            });
+          });
+        };
+    signals.async_wait(on_signal);
+
+    spdlog::info("linewired {} device '{}', {} command(s)", LINEWIRE_VERSION,
+                 agent.config().device, agent.config().commands.size());
+    transport.start();
+    io.run();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return kExitRuntime;
+  }
+  return 0;
+}

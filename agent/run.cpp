@@ -1,0 +1,241 @@
+#include "agent/run.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <spdlog/spdlog.h>
+
+#include "agent/names.hpp"
+#include "agent/process.hpp"
+
+namespace linewire::agent {
+
+namespace asio = boost::asio;
+
+struct Run::Timers {
+  explicit Timers(asio::io_context& io) : timeout(io), grace(io) {}
+  asio::steady_timer timeout;
+  asio::steady_timer grace;
+};
+
+namespace {
+
+// SPEC §5: nothing inherited but PATH, HOME and LANG.
+std::vector<std::string> build_env(const config::Command& command, const RunOrigin& origin,
+                                   const std::string& device, const std::string& run) {
+  std::map<std::string, std::string> env;
+  for (const char* name : {"PATH", "HOME", "LANG"})
+    if (const char* v = std::getenv(name)) env[name] = v;
+  if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& [k, v] : command.env) env[k] = v;
+  for (const auto& [k, v] : origin.env) env[k] = v;
+  env["LINEWIRE_DEVICE"] = device;
+  env["LINEWIRE_COMMAND"] = command.name;
+  env["LINEWIRE_RUN"] = run;
+  env["LINEWIRE_TRANSPORT"] = origin.transport;
+  std::vector<std::string> out;
+  out.reserve(env.size());
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+// Resolves `user`/`group` to ids; an error message when one does not exist.
+std::optional<std::string> resolve_identity(const config::Command& command, ProcessSpec& spec) {
+  if (!command.user.empty()) {
+    struct passwd pw {};
+    struct passwd* found = nullptr;
+    std::vector<char> buf(16384);
+    getpwnam_r(command.user.c_str(), &pw, buf.data(), buf.size(), &found);
+    if (!found) return "no user '" + command.user + "'";
+    spec.uid = found->pw_uid;
+    spec.gid = found->pw_gid;
+  }
+  if (!command.group.empty()) {
+    struct group gr {};
+    struct group* found = nullptr;
+    std::vector<char> buf(16384);
+    getgrnam_r(command.group.c_str(), &gr, buf.data(), buf.size(), &found);
+    if (!found) return "no group '" + command.group + "'";
+    spec.gid = found->gr_gid;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Run::Run(asio::io_context& io, RunHost& host, const config::Command& command,
+         const config::Limits& limits, std::string id, RunOrigin origin)
+    : io_(io),
+      host_(host),
+      command_(command),
+      limits_(limits),
+      origin_(std::move(origin)),
+      out_split_(limits.max_line),
+      err_split_(limits.max_line),
+      timers_(std::make_unique<Timers>(io)) {
+  record_.run = std::move(id);
+  record_.command = command.name;
+  record_.transport = origin_.transport;
+  record_.key = origin_.key;
+}
+
+Run::~Run() = default;
+
+std::optional<Error> Run::start(const std::string& device, std::vector<std::string> args,
+                                std::optional<std::string> stdin_text,
+                                std::optional<config::Duration> timeout) {
+  record_.started = Clock::now();
+  record_.args = args;
+
+  ProcessSpec spec;
+  spec.executable = command_.exec.front();
+  spec.args.assign(command_.exec.begin() + 1, command_.exec.end());
+  spec.args.insert(spec.args.end(), args.begin(), args.end());
+  spec.env = build_env(command_, origin_, device, record_.run);
+  spec.cwd = command_.cwd;
+
+  auto fail = [&](std::string message) {
+    record_.phase = RunPhase::failed;
+    record_.ended = Clock::now();
+    record_.error = message;
+    return Error{ErrorCode::spawn_failed, std::move(message)};
+  };
+  if (auto problem = resolve_identity(command_, spec)) return fail(*problem);
+
+  Process::Callbacks callbacks;
+  callbacks.on_stdout = [this](std::string_view chunk) { on_output(Stream::out, chunk); };
+  callbacks.on_stderr = [this](std::string_view chunk) { on_output(Stream::err, chunk); };
+  callbacks.on_exit = [this](ProcessExit e) { on_exit(e.exit_code, e.signal); };
+  std::error_code ec;
+  process_ = Process::spawn(io_, spec, std::move(callbacks), ec);
+  if (!process_) return fail("cannot start " + spec.executable + ": " + ec.message());
+  record_.pid = process_->pid();
+
+  if (command_.stdin_enabled) {
+    stdin_open_ = true;
+    if (stdin_text && !stdin_text->empty()) process_->write_stdin(std::move(*stdin_text));
+  } else {
+    process_->close_stdin();
+  }
+
+  std::optional<config::Duration> limit = command_.timeout;
+  if (timeout && (!limit || *timeout < *limit)) limit = timeout;
+  if (limit) {
+    timers_->timeout.expires_after(*limit);
+    timers_->timeout.async_wait([this](const boost::system::error_code& ec2) {
+      if (!ec2) kill("timeout");
+    });
+  }
+  return std::nullopt;
+}
+
+void Run::send_signal(int sig) {
+  if (process_ && process_->signal_group(sig)) last_signal_ = sig;
+}
+
+void Run::kill(std::string reason) {
+  if (finished() || !record_.reason.empty()) return;
+  record_.reason = std::move(reason);
+  spdlog::info("run {}: killing ({}), KILL in {} ms", record_.run, record_.reason,
+               command_.kill_grace.count());
+  send_signal(SIGTERM);
+  // A stopped process cannot act on TERM until it is continued.
+  send_signal(SIGCONT);
+  last_signal_ = SIGTERM;
+  timers_->grace.expires_after(command_.kill_grace);
+  timers_->grace.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec && !finished()) send_signal(SIGKILL);
+  });
+}
+
+bool Run::signal(int sig) {
+  if (finished() || !process_) return false;
+  return process_->signal_group(sig);
+}
+
+std::optional<Error> Run::write_line(std::string_view line) {
+  if (!command_.stdin_enabled)
+    return Error{ErrorCode::bad_request, "command '" + command_.name + "' takes no stdin"};
+  if (!stdin_open_)
+    return Error{ErrorCode::bad_request, "stdin of run '" + record_.run + "' is closed"};
+  std::string data(line);
+  data.push_back('\n');
+  process_->write_stdin(std::move(data));
+  return std::nullopt;
+}
+
+std::optional<Error> Run::close_stdin() {
+  if (stdin_open_) {
+    stdin_open_ = false;
+    process_->close_stdin();
+  }
+  return std::nullopt;
+}
+
+void Run::pause_output() {
+  if (paused_ || !process_) return;
+  paused_ = true;
+  process_->pause_output();
+}
+
+void Run::resume_output() {
+  if (!paused_ || !process_) return;
+  paused_ = false;
+  process_->resume_output();
+}
+
+void Run::on_output(Stream stream, std::string_view chunk) {
+  auto& splitter = stream == Stream::out ? out_split_ : err_split_;
+  splitter.feed(chunk, [&](std::string_view line) { emit(stream, line); });
+  host_.on_run_output(*this);
+}
+
+void Run::emit(Stream stream, std::string_view line) {
+  if (stream == Stream::err) {
+    if (command_.stderr_mode == config::StderrMode::discard) return;
+    if (command_.stderr_mode == config::StderrMode::log) {
+      spdlog::info("run {} stderr: {}", record_.run, line);
+      return;
+    }
+  }
+  if (command_.max_output && output_bytes_ + line.size() > *command_.max_output) {
+    record_.truncated = true;
+    ++record_.dropped;
+    return;
+  }
+  if (command_.overflow == config::Overflow::drop && host_.output_congested()) {
+    ++record_.dropped;
+    return;
+  }
+  output_bytes_ += line.size();
+  std::uint64_t seq = stream == Stream::out ? ++record_.lines : ++record_.err_lines;
+  host_.on_run_line(*this, stream, line, seq);
+}
+
+void Run::on_exit(int exit_code, int sig) {
+  out_split_.finish([&](std::string_view line) { emit(Stream::out, line); });
+  err_split_.finish([&](std::string_view line) { emit(Stream::err, line); });
+  timers_->timeout.cancel();
+  timers_->grace.cancel();
+  stdin_open_ = false;
+  record_.ended = Clock::now();
+  if (exit_code >= 0) record_.exit_code = exit_code;
+  if (!record_.reason.empty()) {
+    // We asked it to end: say why, even if it caught the signal and exited.
+    record_.phase = RunPhase::killed;
+    record_.signal = signal_name(sig > 0 ? sig : last_signal_);
+  } else if (sig > 0) {
+    record_.phase = RunPhase::killed;
+    record_.reason = "signal";
+    record_.signal = signal_name(sig);
+  } else {
+    record_.phase = RunPhase::exited;
+  }
+  host_.on_run_finished(*this);  // may destroy this Run
+}
+
+}  // namespace linewire::agent

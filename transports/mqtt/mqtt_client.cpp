@@ -1,0 +1,275 @@
+#include "transports/mqtt/mqtt_client.hpp"
+
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <fstream>
+#include <mqtt/async_client.h>
+#include <spdlog/spdlog.h>
+
+namespace linewire::mqtt {
+
+namespace asio = boost::asio;
+namespace paho = ::mqtt;
+
+namespace {
+
+// Paho's own cost per queued message, counted with the bytes so that a flood of tiny
+// lines is bounded as well as a few huge ones.
+constexpr std::uint64_t kMessageOverhead = 64;
+
+std::string read_password(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read broker.password_file " + path);
+  std::string password;
+  std::getline(in, password);
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  return password;
+}
+
+bool tls_scheme(const std::string& url) {
+  return url.rfind("mqtts://", 0) == 0 || url.rfind("ssl://", 0) == 0 ||
+         url.rfind("wss://", 0) == 0;
+}
+
+}  // namespace
+
+struct Client::Impl final : paho::callback,
+                            paho::iaction_listener,
+                            std::enable_shared_from_this<Impl> {
+  Impl(asio::io_context& io_, const config::Config& cfg, std::string will, Handlers h)
+      : io(io_),
+        broker(cfg.broker),
+        will_topic(std::move(will)),
+        handlers(std::move(h)),
+        limit(cfg.limits.buffer),
+        low(cfg.limits.buffer / 2),
+        retry(io_),
+        backoff(cfg.broker.reconnect_min) {
+    is_v5 = broker.protocol == config::Protocol::v5;
+    paho::create_options create(is_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    // Publishing goes on while the broker is away; limits.buffer bounds it (SPEC §5).
+    create.set_send_while_disconnected(true, true);
+    create.set_max_buffered_messages(
+        static_cast<int>(std::min<std::uint64_t>(limit / kMessageOverhead + 1024, 1 << 30)));
+    std::string client_id =
+        broker.client_id.empty() ? "linewired-" + cfg.device : broker.client_id;
+    client = std::make_unique<paho::async_client>(broker.url, client_id, create, nullptr);
+
+    auto builder = is_v5 ? paho::connect_options_builder::v5() : paho::connect_options_builder();
+    builder.keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(broker.keepalive))
+        .connect_timeout(std::chrono::seconds(10))
+        .automatic_reconnect(std::chrono::duration_cast<std::chrono::seconds>(broker.reconnect_min),
+                             std::chrono::duration_cast<std::chrono::seconds>(broker.reconnect_max))
+        .will(paho::message(will_topic, "offline", 1, true));
+    // Clean by default: requests sent while we were away must never run (SPEC §6).
+    if (is_v5) {
+      builder.clean_start(!broker.session_expiry);
+      if (broker.session_expiry) {
+        auto secs = std::chrono::duration_cast<std::chrono::seconds>(*broker.session_expiry);
+        builder.properties(
+            {paho::property(paho::property::SESSION_EXPIRY_INTERVAL, static_cast<int>(secs.count()))});
+      }
+    } else {
+      builder.clean_session(!broker.session_expiry);
+    }
+    if (!broker.username.empty()) builder.user_name(broker.username);
+    if (!broker.password_file.empty()) builder.password(read_password(broker.password_file));
+    if (broker.tls || tls_scheme(broker.url)) {
+      paho::ssl_options_builder ssl;
+      ssl.enable_server_cert_auth(true).verify(true);
+      if (broker.tls) {
+        if (!broker.tls->ca_file.empty()) ssl.trust_store(broker.tls->ca_file);
+        if (!broker.tls->cert_file.empty()) ssl.key_store(broker.tls->cert_file);
+        if (!broker.tls->key_file.empty()) ssl.private_key(broker.tls->key_file);
+      }
+      ssl.error_handler([](const std::string& msg) { spdlog::warn("mqtt tls: {}", msg); });
+      builder.ssl(ssl.finalize());
+    }
+    options = builder.finalize();
+  }
+
+  ~Impl() override {
+    client->disable_callbacks();
+  }
+
+  // ---- Paho threads: copy, post, return ----
+  void connected(const std::string&) override {
+    is_connected = true;
+    post([](Impl& self) {
+      self.backoff = self.broker.reconnect_min;
+      if (self.handlers.connected) self.handlers.connected();
+    });
+  }
+
+  void connection_lost(const std::string& cause) override {
+    is_connected = false;
+    ++reconnect_count;
+    post([cause](Impl& self) {
+      if (self.handlers.lost) self.handlers.lost(cause);
+    });
+  }
+
+  void message_arrived(paho::const_message_ptr msg) override {
+    Message m;
+    m.topic = msg->get_topic();
+    m.payload = msg->to_string();
+    m.retained = msg->is_retained();
+    const auto& props = msg->get_properties();
+    if (props.contains(paho::property::RESPONSE_TOPIC))
+      m.response_topic = paho::get<std::string>(props, paho::property::RESPONSE_TOPIC);
+    if (props.contains(paho::property::CORRELATION_DATA))
+      m.correlation = paho::get<std::string>(props, paho::property::CORRELATION_DATA);
+    post([m = std::move(m)](Impl& self) mutable {
+      if (self.handlers.message) self.handlers.message(std::move(m));
+    });
+  }
+
+  // Publish completion (QoS 0: written; QoS 1/2: acknowledged) or failure.
+  void on_success(const paho::token& tok) override { release(tok); }
+  void on_failure(const paho::token& tok) override {
+    spdlog::warn("mqtt: a publish failed (code {})", tok.get_return_code());
+    release(tok);
+  }
+
+  void release(const paho::token& tok) {
+    auto size = reinterpret_cast<std::uintptr_t>(tok.get_user_context());
+    auto left = outstanding.fetch_sub(size) - size;
+    if (left <= low && draining.exchange(false))
+      post([](Impl& self) {
+        if (self.handlers.drained) self.handlers.drained();
+      });
+  }
+
+  template <typename F>
+  void post(F&& f) {
+    asio::post(io, [weak = weak_from_this(), f = std::forward<F>(f)]() mutable {
+      if (auto self = weak.lock()) f(*self);
+    });
+  }
+
+  // ---- io_context thread ----
+  void connect() {
+    try {
+      client->connect(options, nullptr, connect_listener);
+    } catch (const paho::exception& e) {
+      schedule_retry(e.what());
+    }
+  }
+
+  void schedule_retry(const std::string& why) {
+    spdlog::warn("mqtt: cannot connect to {}: {}; retrying in {} ms", broker.url, why,
+                 backoff.count());
+    retry.expires_after(backoff);
+    retry.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
+      if (auto self = weak.lock(); self && !ec) self->connect();
+    });
+    backoff = std::min(backoff * 2, broker.reconnect_max);
+  }
+
+  // The first connect is not covered by Paho's automatic reconnect.
+  struct ConnectListener final : paho::iaction_listener {
+    Impl* impl = nullptr;
+    void on_success(const paho::token&) override {}
+    void on_failure(const paho::token& tok) override {
+      std::string why = "code " + std::to_string(tok.get_return_code());
+      impl->post([why](Impl& self) {
+        if (!self.stopping) self.schedule_retry(why);
+      });
+    }
+  };
+
+  asio::io_context& io;
+  config::Broker broker;
+  std::string will_topic;
+  Handlers handlers;
+  std::uint64_t limit;
+  std::uint64_t low;
+  asio::steady_timer retry;
+  config::Duration backoff;
+  bool is_v5 = true;
+  bool stopping = false;
+  std::atomic<bool> is_connected{false};
+  std::atomic<std::uint64_t> outstanding{0};
+  std::atomic<bool> draining{false};
+  std::atomic<std::uint64_t> reconnect_count{0};
+  std::unique_ptr<paho::async_client> client;
+  paho::connect_options options;
+  ConnectListener connect_listener;
+};
+
+Client::Client(asio::io_context& io, const config::Config& config, std::string will_topic,
+               Handlers handlers)
+    : impl_(std::make_shared<Impl>(io, config, std::move(will_topic), std::move(handlers))) {
+  impl_->connect_listener.impl = impl_.get();
+  impl_->client->set_callback(*impl_);
+}
+
+Client::~Client() = default;
+
+void Client::start() { impl_->connect(); }
+
+void Client::subscribe(const std::vector<std::string>& filters) {
+  // Retain handling 0 and Retain As Published off (SPEC §3): a retained request
+  // arrives flagged at every subscribe and is refused visibly.
+  paho::subscribe_options opts(false, false, paho::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE);
+  for (const auto& f : filters) {
+    try {
+      impl_->client->subscribe(f, 1, opts);
+    } catch (const paho::exception& e) {
+      spdlog::warn("mqtt: subscribe {} failed: {}", f, e.what());
+    }
+  }
+}
+
+void Client::publish(const std::string& topic, std::string_view payload, const PublishOptions& o) {
+  auto msg = paho::message::create(topic, payload.data(), payload.size(), o.qos, o.retain);
+  if (impl_->is_v5) {
+    paho::properties props;
+    if (o.seq > 0)
+      props.add(paho::property(paho::property::USER_PROPERTY, "seq", std::to_string(o.seq)));
+    if (o.expiry_s > 0)
+      props.add(paho::property(paho::property::MESSAGE_EXPIRY_INTERVAL,
+                               static_cast<int>(o.expiry_s)));
+    if (o.correlation) props.add(paho::property(paho::property::CORRELATION_DATA, *o.correlation));
+    if (!props.empty()) msg->set_properties(std::move(props));
+  }
+  std::uint64_t size = payload.size() + topic.size() + kMessageOverhead;
+  auto total = impl_->outstanding.fetch_add(size) + size;
+  if (total > impl_->limit) impl_->draining = true;
+  try {
+    impl_->client->publish(msg, reinterpret_cast<void*>(static_cast<std::uintptr_t>(size)),
+                           *impl_);
+  } catch (const paho::exception& e) {
+    impl_->outstanding.fetch_sub(size);
+    spdlog::warn("mqtt: cannot publish on {}: {}", topic, e.what());
+  }
+}
+
+void Client::stop(const std::string& topic, std::string_view payload, std::function<void()> done) {
+  impl_->stopping = true;
+  impl_->retry.cancel();
+  auto client = impl_->client.get();
+  if (!client->is_connected()) {
+    done();
+    return;
+  }
+  try {
+    auto msg = paho::message::create(topic, payload.data(), payload.size(), 1, true);
+    client->publish(msg)->wait_for(std::chrono::seconds(5));
+    // Disconnect waits (bounded) for what is still in flight.
+    client->disconnect(std::chrono::seconds(5))->wait_for(std::chrono::seconds(6));
+  } catch (const paho::exception& e) {
+    spdlog::warn("mqtt: clean disconnect failed: {}", e.what());
+  }
+  done();
+}
+
+bool Client::connected() const { return impl_->is_connected; }
+bool Client::v5() const { return impl_->is_v5; }
+bool Client::congested() const { return impl_->outstanding.load() > impl_->limit; }
+std::uint64_t Client::outstanding_bytes() const { return impl_->outstanding.load(); }
+std::uint64_t Client::reconnects() const { return impl_->reconnect_count.load(); }
+
+}  // namespace linewire::mqtt

@@ -1,0 +1,63 @@
+// The MQTT side of linewired (SPEC §2, §3, §6): request topics in, run output, states,
+// presence and info out.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent/agent.hpp"
+#include "agent/names.hpp"
+#include "transports/mqtt/mqtt_client.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace linewire::mqtt {
+
+class Transport final : private agent::AgentObserver {
+ public:
+  Transport(boost::asio::io_context& io, agent::Agent& agent);
+  ~Transport();
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+
+  void start();
+  // Publishes `offline`, disconnects cleanly, then calls `done`.
+  void stop(std::function<void()> done);
+
+  bool broker_connected() const { return client_.connected(); }
+
+ private:
+  struct Reply;
+  struct LastLines;
+
+  // AgentObserver
+  void on_line(const agent::Run& run, agent::Stream stream, std::string_view line,
+               std::uint64_t seq) override;
+  void on_state(const agent::Run& run, const std::string& document, bool final) override;
+  void on_running(const std::string& command, bool running) override;
+  void on_info(const std::string& document) override;
+  void on_forget(const std::string& run) override;
+  bool congested() const override { return client_.congested(); }
+
+  void on_connected();
+  void on_message(Message m);
+  void handle(const Message& m, const agent::RequestTopic& t, Reply& reply);
+  void refuse(const Message& m, const Reply& reply, const agent::Error& e);
+  void publish_reply(const Reply& reply, const std::string& document);
+  void publish_last(const std::string& command);
+  std::vector<std::string> filters() const;
+
+  boost::asio::io_context& io_;
+  agent::Agent& agent_;
+  const config::Config& config_;
+  agent::Topics topics_;
+  PublishOptions out_;       // out/err: QoS from config
+  PublishOptions retained_;  // last/running/info/status
+  Client client_;
+  std::unique_ptr<LastLines> last_;
+};
+
+}  // namespace linewire::mqtt
