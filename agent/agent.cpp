@@ -173,7 +173,7 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
 
 std::variant<Started, Error> Agent::launch(const config::Command& command, std::string id,
                                            StartRequest request, RunOrigin origin) {
-  auto run = std::make_unique<Run>(io_, *this, command, config_.limits, id, std::move(origin));
+  auto run = std::make_unique<Run>(io_, static_cast<RunHost&>(*this), command, config_.limits, id, std::move(origin));
   auto error = run->start(config_.device, std::move(request.args), std::move(request.stdin_text),
                           request.timeout);
   if (error) {

@@ -57,8 +57,9 @@ struct Client::Impl final : paho::callback,
         broker.client_id.empty() ? "linewired-" + cfg.device : broker.client_id;
     client = std::make_unique<paho::async_client>(broker.url, client_id, create, nullptr);
 
-    auto builder = is_v5 ? paho::connect_options_builder::v5() : paho::connect_options_builder();
-    builder.keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(broker.keepalive))
+    paho::connect_options_builder builder;
+    builder.mqtt_version(is_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1)
+        .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(broker.keepalive))
         .connect_timeout(std::chrono::seconds(10))
         .automatic_reconnect(std::chrono::duration_cast<std::chrono::seconds>(broker.reconnect_min),
                              std::chrono::duration_cast<std::chrono::seconds>(broker.reconnect_max))
