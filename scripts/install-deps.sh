@@ -15,6 +15,8 @@ packages=(
   mosquitto mosquitto-clients
   # integration tests: a real MQTT client in Python
   python3 python3-paho-mqtt python3-pytest
+  # the quick start's example config runs /usr/bin/uptime
+  procps
 )
 
 missing=()
