@@ -23,7 +23,7 @@ struct Tls {
 enum class Protocol { v5, v311 };
 
 struct Broker {
-  std::string url = "mqtt://localhost:1883";  // mqtt://, mqtts://, ws://, wss://
+  std::string url = "mqtt://localhost:1883";  // mqtt mqtts ws wss tcp ssl
   Protocol protocol = Protocol::v5;
   std::string username;
   std::string password_file;  // path; the password itself never lives in the config
@@ -45,7 +45,7 @@ struct Limits {
 
 struct ArgsRule {
   std::string pattern;  // ECMAScript regex; each argument must match it whole
-  int max = 0;          // at most this many arguments
+  int max = 1;          // at most this many arguments
 };
 
 enum class OnBusy { reject, queue, replace };
@@ -83,6 +83,9 @@ struct Command {
   Mode mode = Mode::on_demand;
   Duration restart_delay{std::chrono::seconds(5)};
   HomeAssistantCommand homeassistant;
+  // SPEC §11: non-empty means only requests signed by one of these keys run it.
+  std::vector<std::string> keys;
+  bool unsigned_ok = false;  // `unsigned: true`: accepted unsigned despite auth.require
 };
 
 struct WebSocket {
@@ -100,6 +103,25 @@ struct HomeAssistant {
   std::string prefix = "homeassistant";
 };
 
+// SPEC §11: the Ed25519 public keys whose signed requests a device trusts.
+struct TrustedKey {
+  std::string name;
+  std::string openssh;  // an inline "ssh-ed25519 AAAA... comment" line, or
+  std::string file;     // a file holding such a line or a PEM public key (resolved)
+};
+
+struct Auth {
+  std::vector<TrustedKey> keys;  // in file order
+  bool require = false;          // false: unsigned requests are still accepted
+  Duration max_skew{std::chrono::seconds(60)};
+
+  const TrustedKey* find_key(const std::string& name) const {
+    for (const auto& k : keys)
+      if (k.name == name) return &k;
+    return nullptr;
+  }
+};
+
 struct Config {
   std::string source;  // the file it came from, for messages
   std::string device;  // default: the host name
@@ -115,6 +137,7 @@ struct Config {
   std::vector<Command> commands;  // in file order
   WebSocket websocket;
   HomeAssistant homeassistant;
+  Auth auth;
 
   const Command* find_command(const std::string& name) const {
     for (const auto& c : commands)

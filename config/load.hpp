@@ -16,7 +16,7 @@ struct Problem {
 };
 
 struct LoadResult {
-  std::optional<Config> config;  // set only when problems is empty
+  std::optional<Config> config;   // set only when problems is empty
   std::vector<Problem> problems;  // every problem found, in file order
 };
 
