@@ -150,7 +150,7 @@ grep -v "^$ready_topic " "$work/run.txt"
 step "output lines"
 sed -n "s|^$base/run/$run_id/out ||p" "$work/run.txt"
 step "final state"
-grep -E "$final_re" "$work/run.txt" | tail -n1 | cut -d' ' -f2-
+grep -E "$final_re" "$work/run.txt" | tail -n1 | cut -d' ' -f2- | python3 -m json.tool
 
 step "stopping linewired (SIGTERM)"
 stop "$agent_pid" 10
