@@ -1,5 +1,6 @@
 #include "agent/agent.hpp"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
@@ -7,7 +8,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <spdlog/spdlog.h>
 
 #include "agent/names.hpp"
 
@@ -122,24 +122,22 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
   const config::Command* command = config_.find_command(name);
   if (!command || (origin.transport == "mqtt" && !command->mqtt) ||
       (origin.transport == "websocket" && !command->websocket))
-    return Error{ErrorCode::unknown_command,
-                 "no command '" + name + "' on " + config_.device};
+    return Error{ErrorCode::unknown_command, "no command '" + name + "' on " + config_.device};
   if (auto e = check_args(*command, request.args)) return *e;
   if (request.stdin_text && !command->stdin_enabled)
     return Error{ErrorCode::bad_request, "command '" + name + "' takes no stdin"};
   std::string id;
   if (request.id) {
     if (id_taken(*request.id))
-      return Error{ErrorCode::duplicate_id, "run '" + *request.id + "' already exists on " +
-                                                config_.device};
+      return Error{ErrorCode::duplicate_id,
+                   "run '" + *request.id + "' already exists on " + config_.device};
     id = *request.id;
   } else {
     id = new_id();
   }
 
   if (!has_capacity(*command)) {
-    bool command_full =
-        command->max_instances > 0 && instances(name) >= command->max_instances;
+    bool command_full = command->max_instances > 0 && instances(name) >= command->max_instances;
     if (command->on_busy == config::OnBusy::replace && instances(name) > 0) {
       // Kill the oldest run of the command; the new one takes its place now.
       Run* oldest = nullptr;
@@ -159,21 +157,21 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
         spdlog::info("run {}: queued ({} waiting for '{}')", id, waiting + 1, name);
         return Started{id, 0, true};
       }
-      return Error{ErrorCode::busy, "queue of '" + name + "' is full (" +
-                                        std::to_string(command->queue_max) + ")"};
+      return Error{ErrorCode::busy,
+                   "queue of '" + name + "' is full (" + std::to_string(command->queue_max) + ")"};
     }
-    return Error{ErrorCode::busy,
-                 command_full ? "'" + name + "' is at max_instances (" +
-                                    std::to_string(command->max_instances) + ")"
-                              : config_.device + " is at max_runs (" +
-                                    std::to_string(config_.limits.max_runs) + ")"};
+    return Error{ErrorCode::busy, command_full ? "'" + name + "' is at max_instances (" +
+                                                     std::to_string(command->max_instances) + ")"
+                                               : config_.device + " is at max_runs (" +
+                                                     std::to_string(config_.limits.max_runs) + ")"};
   }
   return launch(*command, std::move(id), std::move(request), std::move(origin));
 }
 
 std::variant<Started, Error> Agent::launch(const config::Command& command, std::string id,
                                            StartRequest request, RunOrigin origin) {
-  auto run = std::make_unique<Run>(io_, static_cast<RunHost&>(*this), command, config_.limits, id, std::move(origin));
+  auto run = std::make_unique<Run>(io_, static_cast<RunHost&>(*this), command, config_.limits, id,
+                                   std::move(origin));
   auto error = run->start(config_.device, std::move(request.args), std::move(request.stdin_text),
                           request.timeout);
   if (error) {
@@ -233,8 +231,7 @@ void Agent::on_run_line(Run& run, Stream stream, std::string_view line, std::uin
 }
 
 void Agent::on_run_output(Run& run) {
-  if (run.command().overflow == config::Overflow::block && output_congested())
-    run.pause_output();
+  if (run.command().overflow == config::Overflow::block && output_congested()) run.pause_output();
 }
 
 bool Agent::output_congested() const { return observer_ && observer_->congested(); }
@@ -297,7 +294,8 @@ void Agent::remember_finished(const std::string& id) {
   std::size_t keep = static_cast<std::size_t>(config_.keep_runs);
   // States past keep_runs are cleared; their ids stay taken a while longer so that
   // a late duplicate is still refused.
-  if (finished_.size() > keep && observer_) observer_->on_forget(finished_[finished_.size() - keep - 1]);
+  if (finished_.size() > keep && observer_)
+    observer_->on_forget(finished_[finished_.size() - keep - 1]);
   while (finished_.size() > std::max(keep, kMinRememberedIds)) finished_.pop_front();
 }
 
@@ -331,9 +329,8 @@ std::string Agent::info_document() const {
               {"commands", commands},
               {"runs", {{"active", runs_.size()}, {"max", config_.limits.max_runs}}},
               {"groups", config_.groups},
-              {"websocket", config_.websocket.listen.empty()
-                                ? json(nullptr)
-                                : json(config_.websocket.listen)}};
+              {"websocket",
+               config_.websocket.listen.empty() ? json(nullptr) : json(config_.websocket.listen)}};
   return doc.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 

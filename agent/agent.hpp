@@ -28,8 +28,7 @@ namespace linewire::agent {
 // What a transport hears from the agent. The MQTT transport publishes all of it.
 class AgentObserver {
  public:
-  virtual void on_line(const Run& run, Stream stream, std::string_view line,
-                       std::uint64_t seq) = 0;
+  virtual void on_line(const Run& run, Stream stream, std::string_view line, std::uint64_t seq) = 0;
   // A run's state document; `final` for the last one. For a final state, every line
   // of the run was passed to on_line before.
   virtual void on_state(const Run& run, const std::string& document, bool final) = 0;
@@ -116,8 +115,8 @@ class Agent final : private RunHost {
   std::map<std::string, std::regex> patterns_;  // command → compiled args.pattern
   AgentObserver* observer_ = nullptr;
   std::map<std::string, std::unique_ptr<Run>> runs_;  // active runs by id
-  std::deque<Queued> queue_;                           // on_busy: queue, in order
-  std::deque<std::string> finished_;                   // newest last, for keep_runs
+  std::deque<Queued> queue_;                          // on_busy: queue, in order
+  std::deque<std::string> finished_;                  // newest last, for keep_runs
   std::uint64_t id_counter_ = 0;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;

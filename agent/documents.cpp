@@ -21,11 +21,16 @@ std::string iso8601(Clock::time_point t) {
 
 std::string_view to_string(RunPhase phase) {
   switch (phase) {
-    case RunPhase::running: return "running";
-    case RunPhase::exited: return "exited";
-    case RunPhase::killed: return "killed";
-    case RunPhase::failed: return "failed";
-    case RunPhase::lost: return "lost";
+    case RunPhase::running:
+      return "running";
+    case RunPhase::exited:
+      return "exited";
+    case RunPhase::killed:
+      return "killed";
+    case RunPhase::failed:
+      return "failed";
+    case RunPhase::lost:
+      return "lost";
   }
   return "failed";
 }

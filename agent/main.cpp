@@ -1,14 +1,14 @@
 // linewired: the agent. Loads the config, connects to the broker and serves requests
 // until SIGTERM/SIGINT (SPEC §6, §7).
-#include <csignal>
-#include <cstdlib>
-#include <iostream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
 
 #include "agent/agent.hpp"
 #include "config/load.hpp"
@@ -90,8 +90,8 @@ int main(int argc, char** argv) {
         };
     signals.async_wait(on_signal);
 
-    spdlog::info("linewired {} device '{}', {} command(s)", LINEWIRE_VERSION,
-                 agent.config().device, agent.config().commands.size());
+    spdlog::info("linewired {} device '{}', {} command(s)", LINEWIRE_VERSION, agent.config().device,
+                 agent.config().commands.size());
     transport.start();
     io.run();
   } catch (const std::exception& e) {

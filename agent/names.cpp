@@ -9,8 +9,8 @@ namespace linewire::agent {
 namespace {
 
 bool name_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '.' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
 }
 
 bool alnum(char c) {
@@ -57,19 +57,29 @@ std::string signal_name(int sig) {
   for (const auto& [n, s] : kSignals)
     if (s == sig) return std::string(n);
   switch (sig) {
-    case SIGSEGV: return "SEGV";
-    case SIGABRT: return "ABRT";
-    case SIGPIPE: return "PIPE";
-    case SIGALRM: return "ALRM";
-    case SIGBUS: return "BUS";
-    case SIGFPE: return "FPE";
-    case SIGILL: return "ILL";
-    default: return std::to_string(sig);
+    case SIGSEGV:
+      return "SEGV";
+    case SIGABRT:
+      return "ABRT";
+    case SIGPIPE:
+      return "PIPE";
+    case SIGALRM:
+      return "ALRM";
+    case SIGBUS:
+      return "BUS";
+    case SIGFPE:
+      return "FPE";
+    case SIGILL:
+      return "ILL";
+    default:
+      return std::to_string(sig);
   }
 }
 
 Topics::Topics(std::string prefix, std::string device)
-    : prefix_(std::move(prefix)), device_(std::move(device)), base_(prefix_ + "/" + device_ + "/") {}
+    : prefix_(std::move(prefix)),
+      device_(std::move(device)),
+      base_(prefix_ + "/" + device_ + "/") {}
 
 std::string Topics::command(std::string_view command, std::string_view leaf) const {
   std::string t = base_;
@@ -95,9 +105,7 @@ std::string Topics::device_filter(std::string_view kind, std::string_view leaf) 
   return t;
 }
 
-std::string Topics::group_filter(std::string_view group) const {
-  return group_start(group, "+");
-}
+std::string Topics::group_filter(std::string_view group) const { return group_start(group, "+"); }
 
 std::optional<RequestTopic> Topics::parse(std::string_view topic) const {
   if (topic.substr(0, prefix_.size()) != prefix_ || topic.size() <= prefix_.size() ||

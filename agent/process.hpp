@@ -20,11 +20,11 @@ class io_context;
 namespace linewire::agent {
 
 struct ProcessSpec {
-  std::string executable;          // absolute or relative path (relative to cwd)
-  std::vector<std::string> args;   // argv[1..]; argv[0] is the executable
-  std::vector<std::string> env;    // "NAME=value", the whole environment
-  std::string cwd;                 // empty: inherit
-  std::optional<uid_t> uid;        // switch to this user in the child
+  std::string executable;         // absolute or relative path (relative to cwd)
+  std::vector<std::string> args;  // argv[1..]; argv[0] is the executable
+  std::vector<std::string> env;   // "NAME=value", the whole environment
+  std::string cwd;                // empty: inherit
+  std::optional<uid_t> uid;       // switch to this user in the child
   std::optional<gid_t> gid;
 };
 

@@ -11,16 +11,26 @@ using nlohmann::json;
 
 std::string_view to_string(ErrorCode code) {
   switch (code) {
-    case ErrorCode::bad_request: return "bad_request";
-    case ErrorCode::unknown_command: return "unknown_command";
-    case ErrorCode::args_not_allowed: return "args_not_allowed";
-    case ErrorCode::bad_args: return "bad_args";
-    case ErrorCode::duplicate_id: return "duplicate_id";
-    case ErrorCode::busy: return "busy";
-    case ErrorCode::spawn_failed: return "spawn_failed";
-    case ErrorCode::shutting_down: return "shutting_down";
-    case ErrorCode::unknown_run: return "unknown_run";
-    case ErrorCode::unauthorized: return "unauthorized";
+    case ErrorCode::bad_request:
+      return "bad_request";
+    case ErrorCode::unknown_command:
+      return "unknown_command";
+    case ErrorCode::args_not_allowed:
+      return "args_not_allowed";
+    case ErrorCode::bad_args:
+      return "bad_args";
+    case ErrorCode::duplicate_id:
+      return "duplicate_id";
+    case ErrorCode::busy:
+      return "busy";
+    case ErrorCode::spawn_failed:
+      return "spawn_failed";
+    case ErrorCode::shutting_down:
+      return "shutting_down";
+    case ErrorCode::unknown_run:
+      return "unknown_run";
+    case ErrorCode::unauthorized:
+      return "unauthorized";
   }
   return "bad_request";
 }
@@ -35,8 +45,7 @@ std::optional<Error> read_fields(const json& doc, StartRequest& req) {
     if (key == "id") {
       if (!value.is_string()) return bad("'id' must be a string");
       const auto& id = value.get_ref<const std::string&>();
-      if (!valid_name(id))
-        return bad("'id' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+      if (!valid_name(id)) return bad("'id' must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
       req.id = id;
     } else if (key == "args") {
       if (!value.is_array()) return bad("'args' must be an array of strings");
@@ -77,7 +86,8 @@ ParsedStart parse_start(std::string_view payload) {
   }
   if (auto it = doc.find("reply_to"); it != doc.end()) {
     const std::string* topic = it->is_string() ? it->get_ptr<const std::string*>() : nullptr;
-    if (topic && !topic->empty() && topic->find_first_of(std::string_view("+#\0", 3)) == std::string::npos) {
+    if (topic && !topic->empty() &&
+        topic->find_first_of(std::string_view("+#\0", 3)) == std::string::npos) {
       out.request.reply_to = *topic;
     } else {
       out.error = bad("'reply_to' must be a topic name without wildcards");

@@ -42,8 +42,8 @@ struct StartRequest {
 };
 
 struct ParsedStart {
-  StartRequest request;         // as much as could be read, reply_to included
-  std::optional<Error> error;   // the first problem found
+  StartRequest request;        // as much as could be read, reply_to included
+  std::optional<Error> error;  // the first problem found
 };
 
 // An empty payload is an empty request. The reply fields are read first so that

@@ -2,12 +2,12 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdlib>
-#include <spdlog/spdlog.h>
 
 #include "agent/names.hpp"
 #include "agent/process.hpp"

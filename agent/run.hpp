@@ -28,8 +28,8 @@ enum class Stream { out, err };
 // Where a run started and who may hear about it.
 struct RunOrigin {
   std::string transport = "mqtt";
-  std::string topic;     // the request topic, for the audit log
-  std::string key;       // signing key name (SPEC §11), empty when unsigned
+  std::string topic;                       // the request topic, for the audit log
+  std::string key;                         // signing key name (SPEC §11), empty when unsigned
   std::map<std::string, std::string> env;  // transport variables (CGI-style for WebSocket)
 };
 

@@ -1,15 +1,16 @@
 #include "transports/mqtt/mqtt_client.hpp"
 
+#include <mqtt/async_client.h>
+#include <spdlog/spdlog.h>
+
 #include <atomic>
-#include <deque>
-#include <mutex>
-#include <thread>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <deque>
 #include <fstream>
-#include <mqtt/async_client.h>
-#include <spdlog/spdlog.h>
+#include <mutex>
+#include <thread>
 
 namespace linewire::mqtt {
 
@@ -63,8 +64,7 @@ struct Client::Impl final : paho::callback,
     create.set_send_while_disconnected(true, true);
     create.set_max_buffered_messages(
         static_cast<int>(std::min<std::uint64_t>(limit / kMessageOverhead + 1024, 1 << 30)));
-    std::string client_id =
-        broker.client_id.empty() ? "linewired-" + cfg.device : broker.client_id;
+    std::string client_id = broker.client_id.empty() ? "linewired-" + cfg.device : broker.client_id;
     client = std::make_unique<paho::async_client>(broker.url, client_id, create, nullptr);
 
     paho::connect_options_builder builder;
@@ -79,8 +79,8 @@ struct Client::Impl final : paho::callback,
       builder.clean_start(!broker.session_expiry);
       if (broker.session_expiry) {
         auto secs = std::chrono::duration_cast<std::chrono::seconds>(*broker.session_expiry);
-        builder.properties(
-            {paho::property(paho::property::SESSION_EXPIRY_INTERVAL, static_cast<int>(secs.count()))});
+        builder.properties({paho::property(paho::property::SESSION_EXPIRY_INTERVAL,
+                                           static_cast<int>(secs.count()))});
       }
     } else {
       builder.clean_session(!broker.session_expiry);
@@ -101,9 +101,7 @@ struct Client::Impl final : paho::callback,
     options = builder.finalize();
   }
 
-  ~Impl() override {
-    client->disable_callbacks();
-  }
+  ~Impl() override { client->disable_callbacks(); }
 
   // ---- Paho threads: copy, post, return ----
   void connected(const std::string&) override {
@@ -302,8 +300,8 @@ void Client::publish(const std::string& topic, std::string_view payload, const P
     if (o.seq > 0)
       props.add(paho::property(paho::property::USER_PROPERTY, "seq", std::to_string(o.seq)));
     if (o.expiry_s > 0)
-      props.add(paho::property(paho::property::MESSAGE_EXPIRY_INTERVAL,
-                               static_cast<int>(o.expiry_s)));
+      props.add(
+          paho::property(paho::property::MESSAGE_EXPIRY_INTERVAL, static_cast<int>(o.expiry_s)));
     if (o.correlation) props.add(paho::property(paho::property::CORRELATION_DATA, *o.correlation));
     if (!props.empty()) msg->set_properties(std::move(props));
   }

@@ -25,25 +25,25 @@ struct Message {
   std::string topic;
   std::string payload;
   bool retained = false;
-  std::string response_topic;             // MQTT 5 Response Topic, empty if none
+  std::string response_topic;              // MQTT 5 Response Topic, empty if none
   std::optional<std::string> correlation;  // MQTT 5 Correlation Data
 };
 
 struct PublishOptions {
   int qos = 1;
   bool retain = false;
-  std::uint64_t seq = 0;        // > 0: the `seq` user property (MQTT 5 only)
-  std::uint32_t expiry_s = 0;   // > 0: message expiry interval (MQTT 5 only)
+  std::uint64_t seq = 0;                     // > 0: the `seq` user property (MQTT 5 only)
+  std::uint32_t expiry_s = 0;                // > 0: message expiry interval (MQTT 5 only)
   const std::string* correlation = nullptr;  // echoed Correlation Data (MQTT 5 only)
 };
 
 class Client {
  public:
   struct Handlers {
-    std::function<void()> connected;                   // every (re)connect
-    std::function<void(const std::string&)> lost;      // the connection dropped
+    std::function<void()> connected;               // every (re)connect
+    std::function<void(const std::string&)> lost;  // the connection dropped
     std::function<void(Message)> message;
-    std::function<void()> drained;                    // below the low mark again
+    std::function<void()> drained;  // below the low mark again
   };
 
   // `will_topic` gets `offline`, retained, QoS 1, as the last will.

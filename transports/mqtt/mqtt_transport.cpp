@@ -1,9 +1,10 @@
 #include "transports/mqtt/mqtt_transport.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 namespace linewire::mqtt {
 
@@ -17,18 +18,27 @@ namespace {
 
 std::string_view kind_name(RequestKind k) {
   switch (k) {
-    case RequestKind::start: return "start";
-    case RequestKind::stop: return "stop";
-    case RequestKind::switch_: return "switch";
-    case RequestKind::in: return "in";
-    case RequestKind::eof: return "eof";
-    case RequestKind::signal: return "signal";
-    case RequestKind::group_start: return "group start";
+    case RequestKind::start:
+      return "start";
+    case RequestKind::stop:
+      return "stop";
+    case RequestKind::switch_:
+      return "switch";
+    case RequestKind::in:
+      return "in";
+    case RequestKind::eof:
+      return "eof";
+    case RequestKind::signal:
+      return "signal";
+    case RequestKind::group_start:
+      return "group start";
   }
   return "?";
 }
 
-std::string dump(const json& doc) { return doc.dump(-1, ' ', false, json::error_handler_t::replace); }
+std::string dump(const json& doc) {
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 // What a log line may show of a payload: short and printable.
 std::string printable(std::string_view s) {
@@ -43,7 +53,7 @@ std::string printable(std::string_view s) {
 // Where an answer goes: the MQTT 5 Response Topic, else `reply_to` (MQTT 3.1.1).
 struct Transport::Reply {
   std::string topic;
-  std::optional<std::string> correlation;  // MQTT 5 Correlation Data
+  std::optional<std::string> correlation;        // MQTT 5 Correlation Data
   std::optional<std::string> correlation_field;  // 3.1.1 `correlation`, echoed in JSON
 };
 
@@ -54,6 +64,7 @@ struct Transport::LastLines {
   struct Entry {
     explicit Entry(asio::io_context& io) : timer(io) {}
     asio::steady_timer timer;
+    std::string newest_run;  // only the newest run of the command writes `last`
     std::string pending;
     bool has_pending = false;
     bool armed = false;
@@ -95,9 +106,9 @@ void Transport::stop(std::function<void()> done) {
 
 std::vector<std::string> Transport::filters() const {
   std::vector<std::string> f = {
-      topics_.device_filter("cmd", "start"), topics_.device_filter("cmd", "stop"),
+      topics_.device_filter("cmd", "start"),  topics_.device_filter("cmd", "stop"),
       topics_.device_filter("cmd", "switch"), topics_.device_filter("run", "in"),
-      topics_.device_filter("run", "eof"),   topics_.device_filter("run", "signal")};
+      topics_.device_filter("run", "eof"),    topics_.device_filter("run", "signal")};
   for (const auto& g : config_.groups) f.push_back(topics_.group_filter(g));
   return f;
 }
@@ -125,19 +136,23 @@ void Transport::on_message(Message m) {
   }
   // Checks in SPEC §3's order: size, names and the command, then the payload.
   if (m.payload.size() > config_.limits.max_payload) {
-    refuse(m, reply, {ErrorCode::bad_request,
-                      "payload of " + std::to_string(m.payload.size()) + " bytes is over " +
-                          std::to_string(config_.limits.max_payload)});
+    refuse(m, reply,
+           {ErrorCode::bad_request, "payload of " + std::to_string(m.payload.size()) +
+                                        " bytes is over " +
+                                        std::to_string(config_.limits.max_payload)});
     return;
   }
   if (m.retained) {
-    refuse(m, reply, {ErrorCode::bad_request,
-                      "retained requests are refused: clear it with an empty retained message"});
+    refuse(m, reply,
+           {ErrorCode::bad_request,
+            "retained requests are refused: clear it with an empty retained message"});
     return;
   }
-  if (!agent::valid_name(t->name) || (t->kind == RequestKind::group_start && !agent::valid_name(t->group))) {
-    refuse(m, reply, {ErrorCode::bad_request,
-                      "bad name in topic: names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"});
+  if (!agent::valid_name(t->name) ||
+      (t->kind == RequestKind::group_start && !agent::valid_name(t->group))) {
+    refuse(
+        m, reply,
+        {ErrorCode::bad_request, "bad name in topic: names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"});
     return;
   }
   if (agent_.shutting_down()) {
@@ -164,8 +179,8 @@ void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& re
                  m.topic, t.name, r.id.value_or("(new)"), args,
                  reply.topic.empty() ? "-" : reply.topic);
     if (!config_.find_command(t.name)) {
-      refuse(m, reply, {ErrorCode::unknown_command,
-                        "no command '" + t.name + "' on " + config_.device});
+      refuse(m, reply,
+             {ErrorCode::unknown_command, "no command '" + t.name + "' on " + config_.device});
       return;
     }
     if (parsed.error) {
@@ -181,8 +196,8 @@ void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& re
     }
     const auto& started = std::get<agent::Started>(result);
     if (reply.topic.empty()) return;
-    json doc = {{"ok", true}, {"device", config_.device}, {"run", started.run},
-                {"command", t.name}};
+    json doc = {
+        {"ok", true}, {"device", config_.device}, {"run", started.run}, {"command", t.name}};
     if (started.queued)
       doc["queued"] = true;
     else
@@ -196,17 +211,26 @@ void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& re
                t.name, printable(m.payload), reply.topic.empty() ? "-" : reply.topic);
   std::optional<Error> error;
   switch (t.kind) {
-    case RequestKind::stop: error = agent_.stop(t.name); break;
+    case RequestKind::stop:
+      error = agent_.stop(t.name);
+      break;
     case RequestKind::switch_:
       if (m.payload == "OFF")
         error = agent_.stop(t.name);
       else
         error = Error{ErrorCode::bad_request, "switch takes ON or OFF"};
       break;
-    case RequestKind::in: error = agent_.write_stdin(t.name, m.payload); break;
-    case RequestKind::eof: error = agent_.close_stdin(t.name); break;
-    case RequestKind::signal: error = agent_.signal(t.name, m.payload); break;
-    default: break;
+    case RequestKind::in:
+      error = agent_.write_stdin(t.name, m.payload);
+      break;
+    case RequestKind::eof:
+      error = agent_.close_stdin(t.name);
+      break;
+    case RequestKind::signal:
+      error = agent_.signal(t.name, m.payload);
+      break;
+    default:
+      break;
   }
   if (error) {
     refuse(m, reply, *error);
@@ -252,6 +276,7 @@ void Transport::on_line(const agent::Run& run, agent::Stream stream, std::string
 
   auto& slot = last_->entries[run.command().name];
   if (!slot) slot = std::make_unique<LastLines::Entry>(io_);
+  if (slot->newest_run != run.id()) return;
   slot->pending.assign(line);
   slot->has_pending = true;
   if (slot->armed) return;
@@ -275,7 +300,14 @@ void Transport::publish_last(const std::string& command) {
 }
 
 void Transport::on_state(const agent::Run& run, const std::string& document, bool final) {
-  if (final) publish_last(run.command().name);
+  if (final) {
+    publish_last(run.command().name);
+  } else if (run.command().retain_last) {
+    auto& slot = last_->entries[run.command().name];
+    if (!slot) slot = std::make_unique<LastLines::Entry>(io_);
+    slot->newest_run = run.id();
+    slot->has_pending = false;  // an older run's line is no longer the newest run's
+  }
   PublishOptions o = retained_;
   o.expiry_s = static_cast<std::uint32_t>(
       std::chrono::duration_cast<std::chrono::seconds>(config_.run_state_ttl).count());
