@@ -24,7 +24,19 @@ struct Agent::InfoTimer {
   bool armed = false;
 };
 
+// A `mode: service` command: wanted until a stop, restarted after it exits.
+struct Agent::Service {
+  Service(asio::io_context& io, config::Duration delay) : timer(io), backoff(delay) {}
+  asio::steady_timer timer;
+  bool wanted = true;
+  config::Duration backoff;
+};
+
 namespace {
+
+// A service that ran this long is healthy again: its back-off starts over.
+constexpr auto kServiceHealthy = std::chrono::seconds(60);
+constexpr config::Duration kMaxRestartDelay = std::chrono::minutes(5);
 
 std::string host_name() {
   char buf[256] = {};
@@ -44,6 +56,11 @@ Agent::Agent(asio::io_context& io, config::Config config, std::string version)
       host_(host_name()),
       started_(std::chrono::system_clock::now()),
       info_timer_(std::make_unique<InfoTimer>(io)) {
+  compile_patterns();
+}
+
+void Agent::compile_patterns() {
+  patterns_.clear();
   for (const auto& c : config_.commands)
     if (c.args) patterns_.emplace(c.name, std::regex(c.args->pattern, std::regex::ECMAScript));
 }
@@ -136,6 +153,14 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
     id = new_id();
   }
 
+  if (command->mode == config::Mode::service) {
+    auto& service = services_[name];
+    if (!service) service = std::make_unique<Service>(io_, command->restart_delay);
+    service->wanted = true;
+    service->timer.cancel();
+    if (running(name)) return Error{ErrorCode::busy, "service '" + name + "' is already running"};
+  }
+
   if (!has_capacity(*command)) {
     bool command_full = command->max_instances > 0 && instances(name) >= command->max_instances;
     if (command->on_busy == config::OnBusy::replace && instances(name) > 0) {
@@ -196,6 +221,10 @@ std::optional<Error> Agent::stop(const std::string& name) {
   if (!config_.find_command(name))
     return Error{ErrorCode::unknown_command, "no command '" + name + "' on " + config_.device};
   std::erase_if(queue_, [&](const Queued& q) { return q.command == name; });
+  if (auto it = services_.find(name); it != services_.end()) {
+    it->second->wanted = false;  // stays stopped until started (SPEC §2)
+    it->second->timer.cancel();
+  }
   for (auto& [id, run] : runs_)
     if (run->command().name == name) run->kill("stop");
   return std::nullopt;
@@ -259,6 +288,9 @@ void Agent::on_run_finished(Run& run) {
   remember_finished(id);
   if (observer_ && !running(command)) observer_->on_running(command, false);
   info_changed();
+  if (const config::Command* c = config_.find_command(command);
+      c && c->mode == config::Mode::service && !shutting_down_)
+    restart_later(*c, std::chrono::duration_cast<config::Duration>(r.ended - r.started));
   if (shutting_down_) {
     if (runs_.empty() && shutdown_done_) {
       auto done = std::move(shutdown_done_);
@@ -268,6 +300,70 @@ void Agent::on_run_finished(Run& run) {
     return;
   }
   start_queued();
+}
+
+void Agent::start_services() {
+  for (const auto& c : config_.commands) {
+    if (c.mode != config::Mode::service || running(c.name)) continue;
+    if (auto it = services_.find(c.name); it != services_.end() && !it->second->wanted) continue;
+    RunOrigin origin;
+    origin.transport = "service";
+    spdlog::info("service '{}': starting", c.name);
+    auto result = start(c.name, StartRequest{}, std::move(origin));
+    if (auto* e = std::get_if<Error>(&result)) {
+      spdlog::warn("service '{}': {}", c.name, e->message);
+      restart_later(c, config::Duration::zero());
+    }
+  }
+}
+
+void Agent::restart_later(const config::Command& command, config::Duration ran_for) {
+  auto& service = services_[command.name];
+  if (!service) service = std::make_unique<Service>(io_, command.restart_delay);
+  if (!service->wanted) return;
+  if (ran_for >= kServiceHealthy) service->backoff = command.restart_delay;
+  auto delay = service->backoff;
+  service->backoff =
+      std::min(std::max(service->backoff * 2, config::Duration(1)), kMaxRestartDelay);
+  spdlog::info("service '{}': restarting in {} ms", command.name, delay.count());
+  service->timer.expires_after(delay);
+  service->timer.async_wait([this, name = command.name](const boost::system::error_code& ec) {
+    if (ec || shutting_down_) return;
+    const config::Command* c = config_.find_command(name);
+    if (!c || c->mode != config::Mode::service || running(name)) return;
+    RunOrigin origin;
+    origin.transport = "service";
+    auto result = start(name, StartRequest{}, std::move(origin));
+    if (auto* e = std::get_if<Error>(&result)) {
+      spdlog::warn("service '{}': {}", name, e->message);
+      restart_later(*c, config::Duration::zero());
+    }
+  });
+}
+
+std::optional<std::string> Agent::reload(config::Config next) {
+  if (next.device != config_.device || next.prefix != config_.prefix ||
+      next.broker.url != config_.broker.url || next.broker.protocol != config_.broker.protocol ||
+      next.broker.username != config_.broker.username ||
+      next.broker.password_file != config_.broker.password_file)
+    return "device, prefix and broker settings change only with a restart";
+  config::Config previous = std::move(config_);
+  config_ = std::move(next);
+  compile_patterns();
+  // Services that are gone or no longer services are not restarted; their runs go on.
+  for (auto it = services_.begin(); it != services_.end();) {
+    const config::Command* c = config_.find_command(it->first);
+    if (!c || c->mode != config::Mode::service)
+      it = services_.erase(it);
+    else
+      ++it;
+  }
+  std::erase_if(queue_, [&](const Queued& q) { return !config_.find_command(q.command); });
+  spdlog::info("reloaded {}: {} command(s)", config_.source, config_.commands.size());
+  if (observer_) observer_->on_reconfigured(previous);
+  publish_info();
+  start_services();
+  return std::nullopt;
 }
 
 void Agent::start_queued() {

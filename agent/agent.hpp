@@ -36,6 +36,8 @@ class AgentObserver {
   virtual void on_info(const std::string& document) = 0;
   // The retained state of this finished run is past keep_runs: clear it.
   virtual void on_forget(const std::string& run) = 0;
+  // A reload took effect: subscriptions, info and command topics may have changed.
+  virtual void on_reconfigured(const config::Config& previous) = 0;
   // Output waiting for the broker is over limits.buffer: runs should pause.
   virtual bool congested() const = 0;
 
@@ -68,6 +70,15 @@ class Agent final : private RunHost {
   std::optional<Error> write_stdin(const std::string& run, std::string_view line);
   std::optional<Error> close_stdin(const std::string& run);
   std::optional<Error> signal(const std::string& run, std::string_view name);
+
+  // Starts every `mode: service` command (SPEC §5); once, when the agent is up.
+  void start_services();
+
+  // SIGHUP (SPEC §6): added, removed and changed commands take effect, runs in
+  // progress go on with the command they started with. Device, prefix and broker
+  // need a restart: a config changing them is refused. Returns why it was refused,
+  // or nothing when it applied.
+  std::optional<std::string> reload(config::Config next);
 
   // The output queue drained below its low mark: paused runs read again.
   void resume_output();
@@ -103,6 +114,8 @@ class Agent final : private RunHost {
   std::variant<Started, Error> launch(const config::Command& command, std::string id,
                                       StartRequest request, RunOrigin origin);
   void start_queued();
+  void restart_later(const config::Command& command, config::Duration ran_for);
+  void compile_patterns();
   void remember_finished(const std::string& id);
   void info_changed();
   void publish_info();
@@ -120,6 +133,8 @@ class Agent final : private RunHost {
   std::uint64_t id_counter_ = 0;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
+  struct Service;  // a service's restart timer and back-off
+  std::map<std::string, std::unique_ptr<Service>> services_;
   struct InfoTimer;
   std::unique_ptr<InfoTimer> info_timer_;
 };

@@ -21,6 +21,7 @@ namespace {
 
 constexpr int kExitRuntime = 1;
 constexpr int kExitConfig = 2;
+bool level_from_flag = false;  // --log-level wins over the config, also on reload
 
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("linewired");
@@ -29,6 +30,25 @@ void setup_logging(const std::string& level) {
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
+}
+
+// SIGHUP: a new config takes effect only when it is wholly valid (SPEC §6).
+void reload(agent::Agent& agent) {
+  const std::string path = agent.config().source;
+  spdlog::info("SIGHUP: reloading {}", path);
+  auto loaded = config::load_file(path);
+  if (!loaded.problems.empty()) {
+    for (const auto& p : loaded.problems) spdlog::error("{}", config::format(p, path));
+    spdlog::error("reload refused: {} problem(s); the running configuration stays",
+                  loaded.problems.size());
+    return;
+  }
+  std::string level = loaded.config->log_level;
+  if (auto refused = agent.reload(std::move(*loaded.config))) {
+    spdlog::error("reload refused: {}", *refused);
+    return;
+  }
+  if (!level_from_flag) spdlog::set_level(spdlog::level::from_str(level));
 }
 
 }  // namespace
@@ -56,6 +76,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   config::Config cfg = std::move(*loaded.config);
+  level_from_flag = !log_level.empty();
   setup_logging(log_level.empty() ? cfg.log_level : log_level);
 
   // A subscriber that vanishes must not kill the agent through a pipe write.
@@ -71,7 +92,7 @@ int main(int argc, char** argv) {
         [&](const boost::system::error_code& ec, int sig) {
           if (ec) return;
           if (sig == SIGHUP) {
-            spdlog::warn("SIGHUP: configuration reload is not available in this version");
+            reload(agent);
             signals.async_wait(on_signal);
             return;
           }
@@ -93,6 +114,7 @@ int main(int argc, char** argv) {
     spdlog::info("linewired {} device '{}', {} command(s)", LINEWIRE_VERSION, agent.config().device,
                  agent.config().commands.size());
     transport.start();
+    agent.start_services();
     io.run();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

@@ -293,6 +293,16 @@ void Client::subscribe(const std::vector<std::string>& filters) {
   }
 }
 
+void Client::unsubscribe(const std::vector<std::string>& filters) {
+  for (const auto& f : filters) {
+    try {
+      impl_->client->unsubscribe(f);
+    } catch (const paho::exception& e) {
+      spdlog::warn("mqtt: unsubscribe {} failed: {}", f, e.what());
+    }
+  }
+}
+
 void Client::publish(const std::string& topic, std::string_view payload, const PublishOptions& o) {
   auto msg = paho::message::create(topic, payload.data(), payload.size(), o.qos, o.retain);
   if (impl_->is_v5) {

@@ -56,6 +56,7 @@ class Client {
   // Connects in the background; retries with back-off until the broker answers.
   void start();
   void subscribe(const std::vector<std::string>& filters);
+  void unsubscribe(const std::vector<std::string>& filters);
   void publish(const std::string& topic, std::string_view payload, const PublishOptions& o);
   // Publishes `payload` retained on `topic`, waits (bounded) until it and everything
   // before it left, then disconnects and calls `done`.

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
@@ -119,9 +120,23 @@ void Transport::on_connected() {
   client_.subscribe(filters());
   client_.publish(topics_.status(), "online", retained_);
   client_.publish(topics_.info(), agent_.info_document(), retained_);
+  publish_running();
+}
+
+void Transport::publish_running() {
   for (const auto& c : config_.commands)
     client_.publish(topics_.command(c.name, "running"), agent_.running(c.name) ? "ON" : "OFF",
                     retained_);
+}
+
+void Transport::on_reconfigured(const config::Config& previous) {
+  std::vector<std::string> gone;
+  for (const auto& g : previous.groups)
+    if (std::find(config_.groups.begin(), config_.groups.end(), g) == config_.groups.end())
+      gone.push_back(topics_.group_filter(g));
+  client_.unsubscribe(gone);
+  client_.subscribe(filters());  // subscribing again to a filter only replaces it
+  publish_running();
 }
 
 // ---- requests ----

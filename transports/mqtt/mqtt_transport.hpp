@@ -40,6 +40,7 @@ class Transport final : private agent::AgentObserver {
   void on_running(const std::string& command, bool running) override;
   void on_info(const std::string& document) override;
   void on_forget(const std::string& run) override;
+  void on_reconfigured(const config::Config& previous) override;
   bool congested() const override { return client_.congested(); }
 
   void on_connected();
@@ -49,6 +50,7 @@ class Transport final : private agent::AgentObserver {
   void publish_reply(const Reply& reply, const std::string& document);
   void publish_last(const std::string& command);
   std::vector<std::string> filters() const;
+  void publish_running();
 
   boost::asio::io_context& io_;
   agent::Agent& agent_;
