@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <csignal>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -55,6 +56,7 @@ Agent::Agent(asio::io_context& io, config::Config config, std::string version)
       version_(std::move(version)),
       host_(host_name()),
       started_(std::chrono::system_clock::now()),
+      state_file_(config_.state_dir),
       info_timer_(std::make_unique<InfoTimer>(io)) {
   compile_patterns();
 }
@@ -208,6 +210,8 @@ std::variant<Started, Error> Agent::launch(const config::Command& command, std::
   bool was_running = running(command.name);
   Run& r = *run;
   runs_.emplace(id, std::move(run));
+  start_ticks_[id] = process_start_ticks(r.record().pid);
+  save_state();
   spdlog::info("run {}: started '{}' pid {}", id, command.name, r.record().pid);
   if (observer_) {
     observer_->on_state(r, state_document(r.record()), false);
@@ -286,6 +290,8 @@ void Agent::on_run_finished(Run& run) {
   auto node = runs_.extract(id);
   asio::post(io_, [owned = std::shared_ptr<Run>(std::move(node.mapped()))] {});
   remember_finished(id);
+  start_ticks_.erase(id);
+  save_state();
   if (observer_ && !running(command)) observer_->on_running(command, false);
   info_changed();
   if (const config::Command* c = config_.find_command(command);
@@ -300,6 +306,37 @@ void Agent::on_run_finished(Run& run) {
     return;
   }
   start_queued();
+}
+
+void Agent::save_state() const {
+  if (!state_file_.enabled()) return;
+  SavedState state;
+  for (const auto& [id, run] : runs_) {
+    auto it = start_ticks_.find(id);
+    state.active.push_back({run->record(), it == start_ticks_.end() ? 0 : it->second});
+  }
+  std::size_t keep = std::min(finished_.size(), static_cast<std::size_t>(config_.keep_runs));
+  state.finished.assign(finished_.end() - static_cast<std::ptrdiff_t>(keep), finished_.end());
+  state_file_.save(state);
+}
+
+void Agent::recover() {
+  SavedState saved = state_file_.load();
+  finished_.assign(saved.finished.begin(), saved.finished.end());
+  for (auto& a : saved.active) {
+    RunRecord& r = a.record;
+    // Only the very process we started: a pid can be reused after a reboot.
+    bool alive = a.start_ticks != 0 && process_start_ticks(r.pid) == a.start_ticks;
+    if (alive) ::kill(-r.pid, SIGKILL);
+    spdlog::warn("run {}: lost (the agent stopped while it ran){}", r.run,
+                 alive ? "; its process group was killed" : "");
+    r.phase = RunPhase::lost;
+    r.ended = Clock::now();
+    r.error = "linewired stopped while the run was running";
+    if (observer_) observer_->on_lost(r, state_document(r));
+    remember_finished(r.run);
+  }
+  save_state();
 }
 
 void Agent::start_services() {

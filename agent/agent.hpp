@@ -17,6 +17,7 @@
 
 #include "agent/request.hpp"
 #include "agent/run.hpp"
+#include "agent/state_file.hpp"
 #include "config/config.hpp"
 
 namespace boost::asio {
@@ -33,6 +34,8 @@ class AgentObserver {
   // of the run was passed to on_line before.
   virtual void on_state(const Run& run, const std::string& document, bool final) = 0;
   virtual void on_running(const std::string& command, bool running) = 0;
+  // The final state of a run a previous agent process left behind.
+  virtual void on_lost(const RunRecord& record, const std::string& document) = 0;
   virtual void on_info(const std::string& document) = 0;
   // The retained state of this finished run is past keep_runs: clear it.
   virtual void on_forget(const std::string& run) = 0;
@@ -70,6 +73,10 @@ class Agent final : private RunHost {
   std::optional<Error> write_stdin(const std::string& run, std::string_view line);
   std::optional<Error> close_stdin(const std::string& run);
   std::optional<Error> signal(const std::string& run, std::string_view name);
+
+  // Runs the previous agent left running (state_dir) are published as `lost` and
+  // their process groups killed if still alive; keep_runs goes on from its list.
+  void recover();
 
   // Starts every `mode: service` command (SPEC §5); once, when the agent is up.
   void start_services();
@@ -116,6 +123,7 @@ class Agent final : private RunHost {
   void start_queued();
   void restart_later(const config::Command& command, config::Duration ran_for);
   void compile_patterns();
+  void save_state() const;
   void remember_finished(const std::string& id);
   void info_changed();
   void publish_info();
@@ -133,7 +141,9 @@ class Agent final : private RunHost {
   std::uint64_t id_counter_ = 0;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
-  struct Service;  // a service's restart timer and back-off
+  StateFile state_file_;
+  std::map<std::string, std::uint64_t> start_ticks_;  // run id → process start time
+  struct Service;                                     // a service's restart timer and back-off
   std::map<std::string, std::unique_ptr<Service>> services_;
   struct InfoTimer;
   std::unique_ptr<InfoTimer> info_timer_;

@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
 
     spdlog::info("linewired {} device '{}', {} command(s)", LINEWIRE_VERSION, agent.config().device,
                  agent.config().commands.size());
+    agent.recover();
     transport.start();
     agent.start_services();
     io.run();

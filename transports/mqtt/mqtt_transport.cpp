@@ -323,10 +323,19 @@ void Transport::on_state(const agent::Run& run, const std::string& document, boo
     slot->newest_run = run.id();
     slot->has_pending = false;  // an older run's line is no longer the newest run's
   }
+  publish_state(run.id(), document);
+}
+
+void Transport::on_lost(const agent::RunRecord& record, const std::string& document) {
+  publish_state(record.run, document);
+}
+
+// Retained, and with MQTT 5 expiring after run_state_ttl (SPEC §4).
+void Transport::publish_state(const std::string& run, const std::string& document) {
   PublishOptions o = retained_;
   o.expiry_s = static_cast<std::uint32_t>(
       std::chrono::duration_cast<std::chrono::seconds>(config_.run_state_ttl).count());
-  client_.publish(topics_.run(run.id(), "state"), document, o);
+  client_.publish(topics_.run(run, "state"), document, o);
 }
 
 void Transport::on_running(const std::string& command, bool running) {

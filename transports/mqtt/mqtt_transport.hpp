@@ -40,6 +40,7 @@ class Transport final : private agent::AgentObserver {
   void on_running(const std::string& command, bool running) override;
   void on_info(const std::string& document) override;
   void on_forget(const std::string& run) override;
+  void on_lost(const agent::RunRecord& record, const std::string& document) override;
   void on_reconfigured(const config::Config& previous) override;
   bool congested() const override { return client_.congested(); }
 
@@ -49,6 +50,7 @@ class Transport final : private agent::AgentObserver {
   void refuse(const Message& m, const Reply& reply, const agent::Error& e);
   void publish_reply(const Reply& reply, const std::string& document);
   void publish_last(const std::string& command);
+  void publish_state(const std::string& run, const std::string& document);
   std::vector<std::string> filters() const;
   void publish_running();
 
