@@ -183,6 +183,7 @@ void Run::pause_output() {
 }
 
 void Run::resume_output() {
+  flush_held(false);
   if (!paused_ || !process_) return;
   paused_ = false;
   process_->resume_output();
@@ -202,23 +203,48 @@ void Run::emit(Stream stream, std::string_view line) {
       return;
     }
   }
+  // Every line printed gets its number, published or not: a consumer sees where lines
+  // were dropped as a gap in `seq`, and `lines` = received + dropped.
+  std::uint64_t seq = stream == Stream::out ? ++record_.lines : ++record_.err_lines;
   if (command_.max_output && output_bytes_ + line.size() > *command_.max_output) {
     record_.truncated = true;
     ++record_.dropped;
     return;
   }
-  if (command_.overflow == config::Overflow::drop && host_.output_congested()) {
-    ++record_.dropped;
+  output_bytes_ += line.size();
+  if (command_.overflow == config::Overflow::drop && (!held_.empty() || host_.output_congested())) {
+    hold(stream, line, seq);
     return;
   }
-  output_bytes_ += line.size();
-  std::uint64_t seq = stream == Stream::out ? ++record_.lines : ++record_.err_lines;
   host_.on_run_line(*this, stream, line, seq);
+}
+
+// overflow: drop (SPEC §5): while the broker is behind, lines wait here, and past
+// this run's share of limits.buffer the oldest go.
+void Run::hold(Stream stream, std::string_view line, std::uint64_t seq) {
+  held_.push_back({stream, seq, std::string(line)});
+  held_bytes_ += line.size() + kHeldOverhead;
+  const std::size_t budget = limits_.buffer / 8;
+  while (held_bytes_ > budget && !held_.empty()) {
+    held_bytes_ -= held_.front().line.size() + kHeldOverhead;
+    held_.pop_front();
+    ++record_.dropped;
+  }
+}
+
+void Run::flush_held(bool all) {
+  while (!held_.empty() && (all || !host_.output_congested())) {
+    Held h = std::move(held_.front());
+    held_.pop_front();
+    held_bytes_ -= h.line.size() + kHeldOverhead;
+    host_.on_run_line(*this, h.stream, h.line, h.seq);
+  }
 }
 
 void Run::on_exit(int exit_code, int sig) {
   out_split_.finish([&](std::string_view line) { emit(Stream::out, line); });
   err_split_.finish([&](std::string_view line) { emit(Stream::err, line); });
+  flush_held(true);  // the final state comes after every line that was kept
   timers_->timeout.cancel();
   timers_->grace.cancel();
   stdin_open_ = false;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -85,6 +86,15 @@ class Run {
   void emit(Stream stream, std::string_view line);
   void on_exit(int exit_code, int sig);
   void send_signal(int sig);
+  void hold(Stream stream, std::string_view line, std::uint64_t seq);
+  void flush_held(bool all);
+
+  struct Held {
+    Stream stream;
+    std::uint64_t seq;
+    std::string line;
+  };
+  static constexpr std::size_t kHeldOverhead = 64;  // a held line's own cost
 
   boost::asio::io_context& io_;
   RunHost& host_;
@@ -98,6 +108,8 @@ class Run {
   int last_signal_ = 0;             // the last signal we sent
   bool stdin_open_ = false;
   bool paused_ = false;
+  std::deque<Held> held_;  // overflow: drop, while congested
+  std::size_t held_bytes_ = 0;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<Process> process_;
 };
