@@ -8,6 +8,8 @@
 #   LINEWIRE_WERROR=OFF    build without -Werror (default ON)
 #   LINEWIRE_BUILD_DIR=D   build folder (default build)
 #   CTEST_ARGS="..."       extra ctest arguments, e.g. CTEST_ARGS="-R unit:"
+#   LINEWIRE_ASAN=0        skip the ASan+UBSan build and its test run (default 1)
+#   LINEWIRE_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips fuzzing)
 #
 # The integration tests start their own mosquitto on free ports, so a system broker
 # on :1883 (which Debian's mosquitto package may start) does not matter.
@@ -52,6 +54,25 @@ configure() {
   cmake -S . -B "$build_dir" -G Ninja -DLINEWIRE_WERROR="$werror" -DLINEWIRE_TESTS=ON
 }
 
+# The whole suite again, built with AddressSanitizer + UBSan (LINEWIRE_SANITIZE) in
+# build-asan/. Leak detection is on; tests/lsan.supp lists what is not ours.
+configure_asan() {
+  # Without -Werror: GCC 12 warns falsely (maybe-uninitialized in <regex>) under ASan;
+  # the plain build above already holds the warnings to -Werror.
+  cmake -S . -B build-asan -G Ninja -DLINEWIRE_WERROR=OFF -DLINEWIRE_TESTS=ON \
+    -DLINEWIRE_SANITIZE=ON
+}
+
+run_asan_tests() {
+  # The integration harness starts build-asan's linewired (LINEWIRED is set per test by
+  # ctest); sanitizer reports make the agent exit non-zero, which teardown checks.
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86:halt_on_error=1" \
+    LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    LINEWIRE_TEST_SLOWDOWN=${LINEWIRE_TEST_SLOWDOWN:-2} \
+    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 ${CTEST_ARGS:-}
+}
+
 run_tests() {
   # Each test's timeout is set where the test is declared (tests/**/CMakeLists.txt).
   # shellcheck disable=SC2086 # CTEST_ARGS is split on purpose
@@ -63,9 +84,24 @@ if run_phase deps scripts/install-deps.sh &&
   run_phase configure configure &&
   run_phase build ninja -C "$build_dir"; then
   run_phase test run_tests
+  if [ "${LINEWIRE_ASAN:-1}" = 1 ]; then
+    if run_phase asan-conf configure_asan && run_phase asan-build ninja -C build-asan; then
+      run_phase asan-test run_asan_tests
+    else
+      printf '%s\n' "${summary[@]}" | grep -q "^asan-build " || skip_phase asan-build
+      skip_phase asan-test
+    fi
+  else
+    skip_phase asan
+  fi
+  if [ "${LINEWIRE_FUZZ_SECONDS:-30}" != 0 ]; then
+    run_phase fuzz scripts/fuzz.sh "${LINEWIRE_FUZZ_SECONDS:-30}"
+  else
+    skip_phase fuzz
+  fi
 else
   # Whatever failed, the phases after it cannot run; say so in the summary.
-  for p in deps configure build test; do
+  for p in deps configure build test asan fuzz; do
     printf '%s\n' "${summary[@]}" | grep -q "^$p " || skip_phase "$p"
   done
 fi

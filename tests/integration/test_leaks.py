@@ -1,0 +1,199 @@
+"""Issue 3, leaks (SPEC §5: no zombies, no leaked descriptors, ever): 5,000 sequential
+runs (pipelined: a window of 50 starts in flight) and 500 concurrent runs. Afterwards
+no zombies, and the agent's open fds and RSS are back near their baseline. The figures
+are printed with a `FIGURE` prefix."""
+
+import json
+import os
+import sys
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from harness import SLOWDOWN, WAIT, unique, wait_until, zombie_children  # noqa: E402
+
+FINAL = (b'"exited"', b'"killed"', b'"failed"', b'"lost"')
+
+
+def fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def rss(pid):
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            if k in ("VmRSS", "RssAnon"):
+                out[k] = int(v.split()[0]) * 1024
+    return out
+
+
+def children(pid):
+    out = []
+    for e in os.listdir("/proc"):
+        if e.isdigit():
+            try:
+                with open(f"/proc/{e}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            if int(st[st.rindex(")") + 2:].split()[1]) == pid:
+                out.append(int(e))
+    return out
+
+
+class StateCounter:
+    """Counts final and running states on {base}/run/+/state (a raw paho client: the
+    harness client keeps every message, too slow for thousands of runs)."""
+
+    def __init__(self, port, base):
+        self.finals, self.running = {}, set()
+        self.cond = threading.Condition()
+        self.c = mqtt.Client(client_id=unique("cnt"), protocol=mqtt.MQTTv5)
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", port)
+        self.c.loop_start()
+        self.c.subscribe(f"{base}/run/+/state", qos=1)
+        time.sleep(0.3)
+
+    def _on_message(self, client, userdata, m):
+        p = bytes(m.payload)
+        if not p:
+            return
+        rid = m.topic.split("/")[-2]
+        with self.cond:
+            if any(s in p for s in FINAL):
+                self.finals[rid] = json.loads(p)
+            elif b'"running"' in p:
+                self.running.add(rid)
+            self.cond.notify_all()
+
+    def wait(self, pred, timeout, what):
+        with self.cond:
+            assert self.cond.wait_for(pred, timeout), f"timed out waiting for {what}"
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def settle(a, baseline_fds, seconds=10 * SLOWDOWN):
+    """Waits (bounded) for the fd count to come back down; returns the last figures."""
+    deadline = time.monotonic() + seconds
+    while True:
+        n = fds(a.pid)
+        if n <= baseline_fds or time.monotonic() > deadline:
+            return n, rss(a.pid)
+        time.sleep(0.2)
+
+
+def _start_many(pub, base, command, ids):
+    for rid in ids:
+        pub.publish(f"{base}/cmd/{command}/start", json.dumps({"id": rid}), qos=1)
+
+
+def test_5000_sequential_runs(agent):
+    a = agent(commands={"t": {"exec": ["/bin/true"]}}, config={"limits": {"max_runs": 64}})
+    cnt = StateCounter(a.broker.port, a.base)
+    pub = mqtt.Client(client_id=unique("pub"), protocol=mqtt.MQTTv5)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", a.broker.port)
+    pub.loop_start()
+    try:
+        def batch(n, window=50):
+            ids = [unique("s") for _ in range(n)]
+            start_count = len(cnt.finals)
+            sent = 0
+            while sent < n:
+                with cnt.cond:
+                    done = len(cnt.finals) - start_count
+                k = min(n - sent, done + window - sent)
+                if k > 0:
+                    _start_many(pub, a.base, "t", ids[sent:sent + k])
+                    sent += k
+                else:
+                    with cnt.cond:
+                        cnt.cond.wait(0.5)
+                assert a.proc.poll() is None, "the agent died"
+            cnt.wait(lambda: len(cnt.finals) - start_count >= n, 60 * SLOWDOWN,
+                     f"{n} runs to end (sent {sent}, finals {len(cnt.finals) - start_count}, "
+                     f"running {len(cnt.running)})")
+            return ids
+
+        batch(200)  # warm up: pools, the keep_runs window, Paho's buffers
+        time.sleep(1.5)
+        base_fds, base_rss = fds(a.pid), rss(a.pid)
+        t0 = time.monotonic()
+        ids = batch(5000)
+        took = time.monotonic() - t0
+        bad = [s for r, s in cnt.finals.items() if r in set(ids) and
+               (s.get("state") != "exited" or s.get("exit_code") != 0)]
+        time.sleep(1.5)
+        n_fds, after = settle(a, base_fds)
+        zombies = zombie_children(a.pid)
+        print(f"FIGURE 5000 sequential runs in {took:.1f}s ({5000 / took:.0f}/s, window 50): "
+              f"fds {base_fds} -> {n_fds}; VmRSS {base_rss['VmRSS'] / 2**20:.1f} -> "
+              f"{after['VmRSS'] / 2**20:.1f} MiB, RssAnon {base_rss['RssAnon'] / 2**20:.1f} -> "
+              f"{after['RssAnon'] / 2**20:.1f} MiB; zombies {len(zombies)}", flush=True)
+        assert not bad, f"{len(bad)} runs did not exit 0, e.g. {bad[:3]}"
+        assert not zombies, f"zombies: {zombies}"
+        assert n_fds <= base_fds, f"fd leak: {base_fds} -> {n_fds}"
+        assert after["RssAnon"] <= base_rss["RssAnon"] + 4 * 2**20, "RSS grew by more than 4 MiB"
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        cnt.close()
+
+
+def test_500_concurrent_runs(agent, prog):
+    gate = prog("gate.sh", "read x\necho $x\n")
+    a = agent(commands={"g": {"exec": [gate]}, "t": {"exec": ["/bin/true"]}},
+              config={"limits": {"max_runs": 600}})
+    c = a.client()
+    cnt = StateCounter(a.broker.port, a.base)
+    pub = mqtt.Client(client_id=unique("pub"), protocol=mqtt.MQTTv5)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", a.broker.port)
+    pub.loop_start()
+    try:
+        for _ in range(20):
+            c.run("t")
+        time.sleep(1.5)
+        base_fds, base_rss = fds(a.pid), rss(a.pid)
+        ids = [unique("p") for _ in range(500)]
+        t0 = time.monotonic()
+        _start_many(pub, a.base, "g", ids)
+        cnt.wait(lambda: len(cnt.running & set(ids)) >= 500, 60 * SLOWDOWN, "500 runs running")
+        took = time.monotonic() - t0
+        live = len(children(a.pid))
+        peak_fds, peak_rss = fds(a.pid), rss(a.pid)
+        assert live == 500, f"{live} children while 500 runs are running"
+        # each run holds 3 pipes + a pidfd at most
+        for rid in ids:
+            pub.publish(f"{a.base}/run/{rid}/in", b"bye", qos=1)
+        cnt.wait(lambda: len(set(cnt.finals) & set(ids)) >= 500, 60 * SLOWDOWN, "500 runs to end")
+        bad = [cnt.finals[r] for r in ids if cnt.finals[r].get("state") != "exited"
+               or cnt.finals[r].get("exit_code") != 0 or cnt.finals[r].get("lines") != 1]
+        time.sleep(1.5)
+        n_fds, after = settle(a, base_fds)
+        zombies = zombie_children(a.pid)
+        print(f"FIGURE 500 concurrent runs started in {took:.1f}s: fds {base_fds} -> peak "
+              f"{peak_fds} -> {n_fds}; RssAnon {base_rss['RssAnon'] / 2**20:.1f} -> peak "
+              f"{peak_rss['RssAnon'] / 2**20:.1f} -> {after['RssAnon'] / 2**20:.1f} MiB, VmRSS "
+              f"{base_rss['VmRSS'] / 2**20:.1f} -> {after['VmRSS'] / 2**20:.1f} MiB; zombies "
+              f"{len(zombies)}; children left {len(children(a.pid))}", flush=True)
+        assert not bad, f"{len(bad)} runs ended badly, e.g. {bad[:3]}"
+        assert not zombies, f"zombies: {zombies}"
+        assert not children(a.pid)
+        assert n_fds <= base_fds, f"fd leak: {base_fds} -> {n_fds}"
+        # glibc keeps some freed heap: allow a little, not per-run growth
+        assert after["RssAnon"] <= base_rss["RssAnon"] + 8 * 2**20, "RSS did not come back"
+        assert c.run("t").final["exit_code"] == 0
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        cnt.close()
