@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string_view input(reinterpret_cast<const char*>(data), size);
   std::size_t nl = input.find('\n');
   std::string_view topic = nl == std::string_view::npos ? input : input.substr(0, nl);
-  std::string_view payload = nl == std::string_view::npos ? std::string_view{} : input.substr(nl + 1);
+  std::string_view payload =
+      nl == std::string_view::npos ? std::string_view{} : input.substr(nl + 1);
 
   static const Topics topics("site-a/lw", "dev-1");
   if (auto t = topics.parse(topic)) {

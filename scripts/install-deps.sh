@@ -7,6 +7,8 @@ set -euo pipefail
 packages=(
   # toolchain
   build-essential cmake ninja-build ccache pkg-config clang-format
+  # fuzzing (scripts/fuzz.sh): clang with its libFuzzer/ASan runtime
+  clang libclang-rt-14-dev
   # libraries (Debian packages only; see README "Dependencies")
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev
   libboost1.81-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
