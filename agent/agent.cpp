@@ -166,14 +166,21 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
   if (!has_capacity(*command)) {
     bool command_full = command->max_instances > 0 && instances(name) >= command->max_instances;
     if (command->on_busy == config::OnBusy::replace && instances(name) > 0) {
-      // Kill the oldest run of the command; the new one takes its place now.
+      // Kill the oldest run of the command, then start (SPEC §5): the new run waits
+      // at the head of the queue until the old one is gone, so the two never overlap.
       Run* oldest = nullptr;
       for (auto& [rid, run] : runs_)
         if (run->command().name == name && run->record().reason.empty() &&
             (!oldest || run->record().started < oldest->record().started))
           oldest = run.get();
-      if (oldest) oldest->kill("replaced");
-      return launch(*command, std::move(id), std::move(request), std::move(origin));
+      std::string replaces;
+      if (oldest) {
+        replaces = oldest->id();
+        oldest->kill("replaced");
+      }
+      queue_.push_front(Queued{id, name, std::move(request), std::move(origin)});
+      spdlog::info("run {}: starts once '{}' is gone", id, replaces.empty() ? name : replaces);
+      return Started{id, 0, false, replaces};
     }
     if (command->on_busy == config::OnBusy::queue) {
       int waiting = 0;
@@ -182,7 +189,7 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
       if (waiting < command->queue_max) {
         queue_.push_back(Queued{id, name, std::move(request), std::move(origin)});
         spdlog::info("run {}: queued ({} waiting for '{}')", id, waiting + 1, name);
-        return Started{id, 0, true};
+        return Started{id, 0, true, {}};
       }
       return Error{ErrorCode::busy,
                    "queue of '" + name + "' is full (" + std::to_string(command->queue_max) + ")"};
@@ -218,7 +225,7 @@ std::variant<Started, Error> Agent::launch(const config::Command& command, std::
     if (!was_running) observer_->on_running(command.name, true);
   }
   info_changed();
-  return Started{id, r.record().pid, false};
+  return Started{id, r.record().pid, false, {}};
 }
 
 std::optional<Error> Agent::stop(const std::string& name) {

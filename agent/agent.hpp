@@ -50,8 +50,9 @@ class AgentObserver {
 
 struct Started {
   std::string run;
-  int pid = 0;
+  int pid = 0;  // 0 until the process runs (queued or replacing)
   bool queued = false;
+  std::string replaces;  // on_busy: replace — the run killed to make room
 };
 
 class Agent final : private RunHost {

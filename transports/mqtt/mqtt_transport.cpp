@@ -213,10 +213,9 @@ void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& re
     if (reply.topic.empty()) return;
     json doc = {
         {"ok", true}, {"device", config_.device}, {"run", started.run}, {"command", t.name}};
-    if (started.queued)
-      doc["queued"] = true;
-    else
-      doc["pid"] = started.pid;
+    if (started.queued) doc["queued"] = true;
+    if (!started.replaces.empty()) doc["replaces"] = started.replaces;
+    if (started.pid > 0) doc["pid"] = started.pid;
     publish_reply(reply, dump(doc));
     return;
   }
