@@ -48,6 +48,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   ParsedStart p = parse_start(payload);
   if (!p.error) {
+    // JSON text never holds a raw NUL (not between tokens, not inside a string), so a
+    // payload with one is never a valid request.
+    check(payload.find('\0') == std::string_view::npos);
     if (p.request.id) check(valid_name(*p.request.id) && clean_name(*p.request.id));
     if (p.request.timeout) check(p.request.timeout->count() > 0);
   }
