@@ -75,16 +75,10 @@ struct Client::Impl final : paho::callback,
                              std::chrono::duration_cast<std::chrono::seconds>(broker.reconnect_max))
         .will(paho::message(will_topic, "offline", 1, true));
     // Clean by default: requests sent while we were away must never run (SPEC §6).
-    if (is_v5) {
+    if (is_v5)
       builder.clean_start(!broker.session_expiry);
-      if (broker.session_expiry) {
-        auto secs = std::chrono::duration_cast<std::chrono::seconds>(*broker.session_expiry);
-        builder.properties({paho::property(paho::property::SESSION_EXPIRY_INTERVAL,
-                                           static_cast<int>(secs.count()))});
-      }
-    } else {
+    else
       builder.clean_session(!broker.session_expiry);
-    }
     if (!broker.username.empty()) builder.user_name(broker.username);
     if (!broker.password_file.empty()) builder.password(read_password(broker.password_file));
     if (broker.tls || tls_scheme(broker.url)) {
@@ -99,6 +93,13 @@ struct Client::Impl final : paho::callback,
       builder.ssl(ssl.finalize());
     }
     options = builder.finalize();
+    // Set on the final object: Paho C++ 1.2 copies connect_options with the C struct
+    // still pointing at the builder's properties (a crash in MQTTAsync_connect).
+    if (is_v5 && broker.session_expiry) {
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(*broker.session_expiry);
+      options.set_properties(paho::properties{
+          paho::property(paho::property::SESSION_EXPIRY_INTERVAL, static_cast<int>(secs.count()))});
+    }
   }
 
   ~Impl() override { client->disable_callbacks(); }
