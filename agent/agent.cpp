@@ -453,6 +453,10 @@ void Agent::shutdown(std::function<void()> done) {
   }
 }
 
+void Agent::kill_now() {
+  for (auto& [id, run] : runs_) run->signal(SIGKILL);
+}
+
 std::string Agent::info_document() const {
   json commands = json::object();
   for (const auto& c : config_.commands) {

@@ -95,6 +95,8 @@ class Agent final : private RunHost {
   // `done` once every final state was handed to the observer.
   void shutdown(std::function<void()> done);
   bool shutting_down() const { return shutting_down_; }
+  // A second SIGTERM: no waiting, but no orphans either — KILL every run's group.
+  void kill_now();
 
   std::string info_document() const;
   std::size_t active_runs() const { return runs_.size(); }

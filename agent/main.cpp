@@ -97,7 +97,9 @@ int main(int argc, char** argv) {
             return;
           }
           if (agent.shutting_down()) {
-            spdlog::warn("second {}: leaving now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            spdlog::warn("second {}: killing every run and leaving now",
+                         sig == SIGINT ? "SIGINT" : "SIGTERM");
+            agent.kill_now();
             std::_Exit(kExitRuntime);
           }
           spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -10,6 +10,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <random>
 #include <thread>
 
 namespace linewire::mqtt {
@@ -71,8 +72,6 @@ struct Client::Impl final : paho::callback,
     builder.mqtt_version(is_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1)
         .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(broker.keepalive))
         .connect_timeout(std::chrono::seconds(10))
-        .automatic_reconnect(std::chrono::duration_cast<std::chrono::seconds>(broker.reconnect_min),
-                             std::chrono::duration_cast<std::chrono::seconds>(broker.reconnect_max))
         .will(paho::message(will_topic, "offline", 1, true));
     // Clean by default: requests sent while we were away must never run (SPEC §6).
     if (is_v5)
@@ -119,6 +118,7 @@ struct Client::Impl final : paho::callback,
     ++reconnect_count;
     post([cause](Impl& self) {
       if (self.handlers.lost) self.handlers.lost(cause);
+      if (!self.stopping) self.schedule_retry(cause.empty() ? "connection lost" : cause);
     });
   }
 
@@ -226,17 +226,23 @@ struct Client::Impl final : paho::callback,
     }
   }
 
+  // Reconnecting is ours, not Paho's: its automatic reconnect counts in whole
+  // seconds and waits seconds more after a loss. Back-off doubles from
+  // reconnect_min to reconnect_max, with up to 25% random jitter so that a fleet
+  // does not return to a restarted broker all at once.
   void schedule_retry(const std::string& why) {
-    spdlog::warn("mqtt: cannot connect to {}: {}; retrying in {} ms", broker.url, why,
-                 backoff.count());
-    retry.expires_after(backoff);
+    std::uniform_int_distribution<long long> spread(0, backoff.count() / 4);
+    auto delay = backoff + config::Duration(spread(rng));
+    spdlog::warn("mqtt: not connected to {}: {}; retrying in {} ms", broker.url, why,
+                 delay.count());
+    retry.expires_after(delay);
     retry.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
       if (auto self = weak.lock(); self && !ec) self->connect();
     });
     backoff = std::min(backoff * 2, broker.reconnect_max);
   }
 
-  // The first connect is not covered by Paho's automatic reconnect.
+  // A failed connect attempt (first or later) schedules the next one.
   struct ConnectListener final : paho::iaction_listener {
     Impl* impl = nullptr;
     void on_success(const paho::token&) override {}
@@ -258,6 +264,7 @@ struct Client::Impl final : paho::callback,
   config::Duration backoff;
   bool is_v5 = true;
   bool stopping = false;
+  std::mt19937 rng{std::random_device{}()};
   std::atomic<bool> is_connected{false};
   std::atomic<std::uint64_t> outstanding{0};
   std::atomic<bool> draining{false};
