@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -105,8 +106,9 @@ struct Client::Impl final : paho::callback,
 
   // ---- Paho threads: copy, post, return ----
   void connected(const std::string&) override {
+    requeue_flight();
     is_connected = true;
-    pump(false);
+    pump();
     post([](Impl& self) {
       self.backoff = self.broker.reconnect_min;
       if (self.handlers.connected) self.handlers.connected();
@@ -140,14 +142,37 @@ struct Client::Impl final : paho::callback,
   // Publish completion (QoS 0: written; QoS 1/2: acknowledged) or failure.
   void on_success(const paho::token& tok) override { release(tok); }
   void on_failure(const paho::token& tok) override {
-    spdlog::warn("mqtt: a publish failed (code {})", tok.get_return_code());
+    int rc = tok.get_return_code();
+    // A client-side failure (negative code) is a publish cut off by a lost connection,
+    // even when the loss is reported after it: it stays in flight and is sent again
+    // after the reconnect. A broker's refusal (an MQTT 5 reason code) is final.
+    if (!is_connected || rc < 0) return;
+    spdlog::warn("mqtt: a publish failed (code {})", rc);
     release(tok);
   }
 
   void release(const paho::token& tok) {
-    auto size = reinterpret_cast<std::uintptr_t>(tok.get_user_context());
+    auto id = reinterpret_cast<std::uintptr_t>(tok.get_user_context());
+    std::uint64_t size = 0;
+    {
+      std::lock_guard lock(mu);
+      auto it = flight.find(id);
+      if (it == flight.end()) return;  // sent again after a reconnect: the copy counts
+      size = it->second.size;
+      flight.erase(it);
+    }
     settle(size);
-    pump(true);
+    pump();
+  }
+
+  // After a reconnect, whatever was in flight when the connection dropped goes first,
+  // in its order: with a clean session Paho forgets it, and with QoS 1 a duplicate is
+  // allowed (the `seq` property tells it) where a loss is not.
+  void requeue_flight() {
+    std::lock_guard lock(mu);
+    for (auto it = flight.rbegin(); it != flight.rend(); ++it)
+      queue.push_front(std::move(it->second));
+    flight.clear();
   }
 
   void settle(std::uint64_t size) {
@@ -165,41 +190,48 @@ struct Client::Impl final : paho::callback,
 
   // Any thread. Queues the message unless Paho has room for it now.
   void enqueue(paho::message_ptr msg, std::uint64_t size) {
+    std::uint64_t id = 0;
     {
       std::lock_guard lock(mu);
-      if (!is_connected || inflight >= kPahoWindow || !queue.empty()) {
+      if (!is_connected || flight.size() >= kPahoWindow || !queue.empty()) {
         queue.push_back({std::move(msg), size});
         return;
       }
-      ++inflight;
+      id = ++next_id;
+      flight.emplace(id, Pending{msg, size});
     }
-    send(msg, size);
+    send(id, msg);
   }
 
-  // Hands queued messages to Paho while it has room; `completed` when one of ours
-  // just finished. Order is kept: the queue is only ever drained from its front.
-  void pump(bool completed) {
-    std::vector<Pending> batch;
+  // Hands queued messages to Paho while it has room. Order is kept: the queue is
+  // only ever drained from its front.
+  void pump() {
+    std::vector<std::pair<std::uint64_t, paho::message_ptr>> batch;
     {
       std::lock_guard lock(mu);
-      if (completed && inflight > 0) --inflight;
-      while (is_connected && inflight < kPahoWindow && !queue.empty()) {
-        batch.push_back(std::move(queue.front()));
+      while (is_connected && flight.size() < kPahoWindow && !queue.empty()) {
+        std::uint64_t id = ++next_id;
+        batch.emplace_back(id, queue.front().msg);
+        flight.emplace(id, std::move(queue.front()));
         queue.pop_front();
-        ++inflight;
       }
     }
-    for (auto& p : batch) send(p.msg, p.size);
+    for (auto& [id, msg] : batch) send(id, msg);
   }
 
-  void send(const paho::message_ptr& msg, std::uint64_t size) {
+  void send(std::uint64_t id, const paho::message_ptr& msg) {
     try {
-      client->publish(msg, reinterpret_cast<void*>(static_cast<std::uintptr_t>(size)), *this);
+      client->publish(msg, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)), *this);
     } catch (const paho::exception& e) {
+      if (!is_connected) return;  // stays in flight, sent again after the reconnect
       spdlog::warn("mqtt: cannot publish on {}: {}", msg->get_topic(), e.what());
+      std::uint64_t size = 0;
       {
         std::lock_guard lock(mu);
-        --inflight;
+        auto it = flight.find(id);
+        if (it == flight.end()) return;
+        size = it->second.size;
+        flight.erase(it);
       }
       settle(size);
     }
@@ -207,7 +239,7 @@ struct Client::Impl final : paho::callback,
 
   bool idle() {
     std::lock_guard lock(mu);
-    return queue.empty() && inflight == 0;
+    return queue.empty() && flight.empty();
   }
 
   template <typename F>
@@ -270,8 +302,9 @@ struct Client::Impl final : paho::callback,
   std::atomic<bool> draining{false};
   std::atomic<std::uint64_t> reconnect_count{0};
   std::mutex mu;
-  std::deque<Pending> queue;  // guarded by mu
-  std::size_t inflight = 0;   // messages Paho holds for us; guarded by mu
+  std::deque<Pending> queue;                // guarded by mu
+  std::map<std::uint64_t, Pending> flight;  // handed to Paho, by send order; mu
+  std::uint64_t next_id = 0;                // guarded by mu
   std::unique_ptr<paho::async_client> client;
   paho::connect_options options;
   ConnectListener connect_listener;
