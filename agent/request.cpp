@@ -73,6 +73,11 @@ std::optional<Error> read_fields(const json& doc, StartRequest& req) {
 ParsedStart parse_start(std::string_view payload) {
   ParsedStart out;
   if (payload.find_first_not_of(" \t\r\n") == std::string_view::npos) return out;
+  // nlohmann stops at a NUL as at the end of input: `{}\0junk` would pass as `{}`.
+  if (payload.find('\0') != std::string_view::npos) {
+    out.error = bad("payload contains a NUL byte");
+    return out;
+  }
   // No exceptions: a parse error becomes a discarded value. Depth is bounded by the
   // payload size limit checked before (nlohmann's parser recurses per level).
   json doc = json::parse(payload.begin(), payload.end(), nullptr, false);

@@ -35,6 +35,12 @@ TEST_CASE("malformed requests are bad_request with a reason") {
   }
 }
 
+TEST_CASE("JSON followed by a NUL is not a request") {
+  auto p = parse_start(std::string_view("{}\0{\"id\":5}", 11));
+  REQUIRE(p.error);
+  CHECK(p.error->code == ErrorCode::bad_request);
+}
+
 TEST_CASE("reply_to and correlation are read even when the request is refused") {
   auto p = parse_start(R"({"reply_to":"lw/_client/c1/reply","correlation":"42","id":7})");
   REQUIRE(p.error);
