@@ -1,0 +1,276 @@
+#include "cli/connection.hpp"
+
+#include <mqtt/async_client.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "cli/interrupts.hpp"
+#include "cli/requests.hpp"
+
+namespace linewire::cli {
+
+namespace paho = ::mqtt;
+
+namespace {
+
+// How often a wait looks at Ctrl-C: a handler only counts signals (interrupts.hpp).
+constexpr std::chrono::milliseconds kTick{50};
+// After a connection loss, Paho retries by itself; past this, the client gives up.
+constexpr std::chrono::seconds kReconnectBudget{30};
+std::string describe(const paho::exception& e) {
+  std::string what = e.get_message();
+  if (what.empty()) what = e.get_error_str();
+  if (what.empty()) what = e.what();
+  // An MQTT 5 reason code (0x80 and up) says why the broker refused.
+  if (e.get_reason_code() >= 0x80) what += " (" + e.get_reason_code_str() + ")";
+  return what;
+}
+
+}  // namespace
+
+struct Connection::Impl final : paho::iaction_listener {
+  ~Impl() override {
+    if (client) client->disable_callbacks();
+  }
+
+  void push(Event e) {
+    {
+      std::lock_guard lock(mu);
+      events.push_back(std::move(e));
+    }
+    cv.notify_one();
+  }
+
+  // Publish completions (QoS 1: PUBACK) on Paho's threads.
+  void on_success(const paho::token&) override { settle(); }
+  void on_failure(const paho::token&) override { settle(); }
+  void settle() {
+    {
+      std::lock_guard lock(mu);
+      if (unacked > 0) --unacked;
+    }
+    cv.notify_all();
+  }
+
+  void on_message(const paho::const_message_ptr& m) {
+    Event e;
+    e.message.topic = m->get_topic();
+    e.message.payload = m->to_string();
+    e.message.retained = m->is_retained();
+    const auto& props = m->get_properties();
+    if (props.contains(paho::property::CORRELATION_DATA))
+      e.message.correlation = paho::get<std::string>(props, paho::property::CORRELATION_DATA);
+    // Paho C takes a non-const pointer but only reads (Paho C++ does the same cast).
+    int n = MQTTProperties_propertyCount(const_cast<MQTTProperties*>(&props.c_struct()),
+                                         MQTTPROPERTY_CODE_USER_PROPERTY);
+    for (int i = 0; i < n; ++i) {
+      auto [key, value] = paho::get<paho::string_pair>(props, paho::property::USER_PROPERTY,
+                                                       static_cast<std::size_t>(i));
+      if (key != "seq") continue;
+      try {
+        e.message.seq = std::stoull(value);
+      } catch (const std::exception&) {
+        // Not a number: the line still counts, just unsequenced.
+      }
+    }
+    push(std::move(e));
+  }
+
+  paho::subscribe_options subscribe_options() const {
+    // No Local: our own requests under a run's topics (`in`, `signal`) do not come back.
+    // Retained messages come at every subscription: after a reconnect (a new session)
+    // that brings a run's final state again if it ended meanwhile.
+    return v5 ? paho::subscribe_options(true, false,
+                                        paho::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE)
+              : paho::subscribe_options();
+  }
+
+  bool v5 = true;
+  std::unique_ptr<paho::async_client> client;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Event> events;               // guarded by mu
+  std::vector<std::string> filters;       // guarded by mu: renewed after a reconnect
+  std::size_t unacked = 0;                // guarded by mu
+  bool connected_once = false;            // guarded by mu
+  std::optional<Clock::time_point> lost;  // only the thread calling next()
+};
+
+Connection::Connection(BrokerOptions options, std::string prefix)
+    : options_(std::move(options)),
+      client_id_("linewire-" + random_hex(12)),
+      reply_topic_(prefix + "/_client/" + client_id_ + "/reply"),
+      impl_(std::make_shared<Impl>()) {
+  impl_->v5 = options_.v5;
+  paho::create_options create(options_.v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+  // A signal or an `eof` sent while the connection is away leaves once it is back.
+  create.set_send_while_disconnected(true, true);
+  create.set_max_buffered_messages(1000);
+  try {
+    impl_->client = std::make_unique<paho::async_client>(options_.url, client_id_, create, nullptr);
+  } catch (const paho::exception& e) {
+    throw Failure("cannot use the broker address " + options_.url + ": " + describe(e));
+  }
+  Impl* impl = impl_.get();
+  impl->client->set_message_callback([impl](paho::const_message_ptr m) { impl->on_message(m); });
+  impl->client->set_connection_lost_handler([impl](const std::string& cause) {
+    Event e;
+    e.kind = Event::Kind::lost;
+    e.cause = cause;
+    impl->push(std::move(e));
+  });
+  impl->client->set_connected_handler([impl](const std::string&) {
+    std::vector<std::string> renew;
+    {
+      std::lock_guard lock(impl->mu);
+      if (!impl->connected_once) {
+        impl->connected_once = true;
+        return;
+      }
+      renew = impl->filters;
+    }
+    // A new session has no subscriptions: renew them all.
+    for (const auto& f : renew) {
+      try {
+        impl->client->subscribe(f, 1, impl->subscribe_options());
+      } catch (const paho::exception&) {
+        // The connection went again; the next reconnect tries again.
+      }
+    }
+    Event e;
+    e.kind = Event::Kind::reconnected;
+    impl->push(std::move(e));
+  });
+}
+
+Connection::~Connection() { disconnect(); }
+
+void Connection::connect() {
+  paho::connect_options_builder builder;
+  builder.mqtt_version(options_.v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1)
+      .connect_timeout(kConnectTimeout)
+      .keep_alive_interval(std::chrono::seconds(20))
+      .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(2));
+  // A clean start, no session kept on the broker: a client that dies (or is killed)
+  // leaves nothing behind there. Paho C++ 1.2 cannot end a session at DISCONNECT (its
+  // disconnect options drop the properties), so a session with an expiry would outlive
+  // every `linewire run` by that long. After a reconnect the subscriptions are renewed;
+  // a run's final state is retained, so its end is never missed, and the lines that
+  // went by meanwhile are counted as lost (RunStreams).
+  if (options_.v5) {
+    builder.clean_start(true);
+  } else {
+    builder.clean_session(true);
+  }
+  if (!options_.username.empty()) builder.user_name(options_.username);
+  if (options_.password) builder.password(*options_.password);
+  if (options_.tls()) {
+    paho::ssl_options_builder ssl;
+    ssl.enable_server_cert_auth(true).verify(true);
+    if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
+    if (!options_.cert_file.empty()) ssl.key_store(options_.cert_file);
+    if (!options_.key_file.empty()) ssl.private_key(options_.key_file);
+    builder.ssl(ssl.finalize());
+  }
+  try {
+    auto token = impl_->client->connect(builder.finalize());
+    if (!token->wait_for(kConnectTimeout + std::chrono::seconds(1)))
+      throw Failure("cannot connect to " + options_.url + ": no answer within " +
+                    std::to_string(kConnectTimeout.count()) + " s");
+  } catch (const paho::exception& e) {
+    throw Failure("cannot connect to " + options_.url + ": " + describe(e));
+  }
+}
+
+void Connection::subscribe(const std::vector<std::string>& filters) {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->filters.insert(impl_->filters.end(), filters.begin(), filters.end());
+  }
+  auto deadline = Clock::now() + kSubscribeTimeout;
+  std::vector<std::pair<std::string, paho::token_ptr>> tokens;
+  try {
+    for (const auto& f : filters)
+      tokens.emplace_back(f, impl_->client->subscribe(f, 1, impl_->subscribe_options()));
+    for (auto& [filter, token] : tokens) {
+      if (!token->wait_until(deadline))
+        throw Failure("the broker did not confirm the subscription to " + filter);
+      const auto response = token->get_subscribe_response();
+      for (auto rc : response.get_reason_codes())
+        if (rc >= 0x80)
+          throw Failure("the broker refused the subscription to " + filter +
+                        " (not authorized? check its ACL)");
+    }
+  } catch (const paho::exception& e) {
+    throw Failure("cannot subscribe to " +
+                  (tokens.empty() ? filters.front() : tokens.back().first) + ": " + describe(e));
+  }
+}
+
+void Connection::publish(const std::string& topic, std::string_view payload,
+                         const PublishProps& props) {
+  auto msg = paho::message::create(topic, payload.data(), payload.size(), 1, false);
+  if (options_.v5 && !props.response_topic.empty()) {
+    paho::properties p;
+    p.add(paho::property(paho::property::RESPONSE_TOPIC, props.response_topic));
+    if (!props.correlation.empty())
+      p.add(paho::property(paho::property::CORRELATION_DATA, props.correlation));
+    msg->set_properties(std::move(p));
+  }
+  {
+    std::lock_guard lock(impl_->mu);
+    ++impl_->unacked;
+  }
+  try {
+    impl_->client->publish(msg, nullptr, *impl_);
+  } catch (const paho::exception& e) {
+    impl_->settle();
+    throw Failure("cannot publish on " + topic + ": " + describe(e));
+  }
+}
+
+bool Connection::wait_published(std::size_t limit, Clock::time_point deadline) {
+  std::unique_lock lock(impl_->mu);
+  return impl_->cv.wait_until(lock, deadline, [&] { return impl_->unacked <= limit; });
+}
+
+std::optional<Event> Connection::next(Clock::time_point deadline) {
+  std::unique_lock lock(impl_->mu);
+  for (;;) {
+    if (auto sig = take_interrupt()) {
+      Event e;
+      e.kind = Event::Kind::interrupt;
+      e.signal = *sig;
+      return e;
+    }
+    if (!impl_->events.empty()) {
+      Event e = std::move(impl_->events.front());
+      impl_->events.pop_front();
+      if (e.kind == Event::Kind::lost && !impl_->lost) impl_->lost = Clock::now();
+      if (e.kind == Event::Kind::reconnected) impl_->lost.reset();
+      return e;
+    }
+    auto now = Clock::now();
+    if (impl_->lost && now >= *impl_->lost + kReconnectBudget)
+      throw Failure("lost the connection to " + options_.url + " and could not reconnect within " +
+                    std::to_string(kReconnectBudget.count()) + " s");
+    if (now >= deadline) return std::nullopt;
+    impl_->cv.wait_until(lock, std::min(deadline, now + kTick));
+  }
+}
+
+void Connection::disconnect() {
+  if (!impl_ || !impl_->client) return;
+  try {
+    if (!impl_->client->is_connected()) return;
+    // At once: what had to arrive was waited for (wait_published), and Paho would
+    // otherwise hold the DISCONNECT until every publish in flight is acknowledged.
+    impl_->client->disconnect(0)->wait_for(std::chrono::seconds(1));
+  } catch (const paho::exception&) {
+    // Leaving anyway: the broker notices within the keep-alive.
+  }
+}
+
+}  // namespace linewire::cli

@@ -1,0 +1,82 @@
+#include "cli/options.hpp"
+
+#include <array>
+#include <fstream>
+#include <stdexcept>
+#include <utility>
+
+namespace linewire::cli {
+
+namespace {
+
+// The schemes Paho C understands, with their usual ports.
+constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kSchemes{{
+    {"mqtt", "1883"},
+    {"tcp", "1883"},
+    {"mqtts", "8883"},
+    {"ssl", "8883"},
+    {"ws", "80"},
+    {"wss", "443"},
+}};
+
+}  // namespace
+
+bool BrokerOptions::tls() const {
+  return url.rfind("mqtts://", 0) == 0 || url.rfind("ssl://", 0) == 0 ||
+         url.rfind("wss://", 0) == 0 || !ca_file.empty() || !cert_file.empty();
+}
+
+std::string choose_broker(const std::string& flag, const char* env) {
+  if (!flag.empty()) return flag;
+  if (env && *env) return env;
+  return std::string(kDefaultBroker);
+}
+
+std::optional<std::string> normalize_url(std::string_view url) {
+  std::string_view scheme = "mqtt";
+  std::string_view rest = url;
+  if (auto sep = url.find("://"); sep != std::string_view::npos) {
+    scheme = url.substr(0, sep);
+    rest = url.substr(sep + 3);
+  }
+  std::string_view port;
+  bool known = false;
+  for (const auto& [name, default_port] : kSchemes) {
+    if (name == scheme) {
+      known = true;
+      port = default_port;
+    }
+  }
+  if (!known || rest.empty()) return std::nullopt;
+  // A path (ws://host:port/mqtt) stays; the port goes before it.
+  std::string_view path;
+  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+    path = rest.substr(slash);
+    rest = rest.substr(0, slash);
+  }
+  if (rest.empty()) return std::nullopt;
+  bool has_port = false;
+  if (rest.front() == '[') {  // [::1]:1883
+    auto close = rest.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    has_port = close + 1 < rest.size() && rest[close + 1] == ':';
+  } else {
+    has_port = rest.find(':') != std::string_view::npos;
+  }
+  std::string out;
+  out.append(scheme).append("://").append(rest);
+  if (!has_port) out.append(":").append(port);
+  out.append(path);
+  return out;
+}
+
+std::string read_password_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read the password file " + path);
+  std::string password;
+  std::getline(in, password);
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  return password;
+}
+
+}  // namespace linewire::cli

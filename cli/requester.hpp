@@ -1,0 +1,40 @@
+// Every request the client sends leaves through here: starts (SPEC §3) and a run's
+// `in`, `eof` and `signal` (SPEC §2). This is the one place where signed requests
+// (SPEC §11) will wrap a payload; nothing else publishes to a device.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "cli/connection.hpp"
+#include "cli/requests.hpp"
+
+namespace linewire::cli {
+
+class Requester {
+ public:
+  explicit Requester(Connection& connection) : connection_(connection) {}
+
+  // A start request whose reply comes to the connection's reply topic with
+  // `correlation`: the MQTT 5 Response Topic and Correlation Data, or for MQTT 3.1.1
+  // the `reply_to`/`correlation` fields of the payload.
+  void start(const std::string& topic, StartFields fields, const std::string& correlation);
+  // A plain request (`in`, `eof`, `signal`). With `correlation`, MQTT 5 asks for a
+  // reply; MQTT 3.1.1 has no way to for these, so refusals go to `errors` there.
+  void send(const std::string& topic, std::string_view payload,
+            const std::string& correlation = {});
+  // A signal to a run (`run/{id}/signal`), remembered: see signalled().
+  void signal(const std::string& topic, std::string_view name, const std::string& correlation = {});
+
+  // A signal was sent: wait for the broker to take it before disconnecting. Nothing
+  // else needs that wait (an `in` or `eof` for a run that ended is moot), and it can
+  // cost 40 ms: Paho does not turn Nagle off, so a last small publish may wait for a
+  // delayed ACK.
+  bool signalled() const { return signalled_; }
+
+ private:
+  Connection& connection_;
+  bool signalled_ = false;
+};
+
+}  // namespace linewire::cli

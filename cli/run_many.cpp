@@ -1,0 +1,303 @@
+// `linewire run --group G | --all COMMAND [ARGS...]`: one run per device, a small pdsh
+// (SPEC §10). Every line is prefixed with its device; the exit status is the highest.
+#include <csignal>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "agent/names.hpp"
+#include "cli/commands.hpp"
+#include "cli/devices.hpp"
+#include "cli/exit_status.hpp"
+#include "cli/fanout.hpp"
+#include "cli/offline_grace.hpp"
+#include "cli/output.hpp"
+#include "cli/requester.hpp"
+#include "cli/run_streams.hpp"
+
+namespace linewire::cli {
+
+using nlohmann::json;
+
+namespace {
+
+// `{prefix}/{device}/run/{id}/{leaf}` to device and leaf.
+struct RunTopic {
+  std::string device;
+  std::string leaf;
+};
+
+std::optional<RunTopic> parse_run_topic(std::string_view topic, std::string_view prefix,
+                                        std::string_view id) {
+  if (topic.size() <= prefix.size() + 1 || topic.substr(0, prefix.size()) != prefix ||
+      topic[prefix.size()] != '/')
+    return std::nullopt;
+  std::string_view rest = topic.substr(prefix.size() + 1);
+  auto slash = rest.find('/');
+  if (slash == std::string_view::npos) return std::nullopt;
+  std::string_view device = rest.substr(0, slash);
+  rest.remove_prefix(slash + 1);
+  std::string middle = "run/" + std::string(id) + "/";
+  if (rest.substr(0, middle.size()) != middle) return std::nullopt;
+  rest.remove_prefix(middle.size());
+  if (!agent::valid_name(device) || rest.find('/') != std::string_view::npos) return std::nullopt;
+  return RunTopic{std::string(device), std::string(rest)};
+}
+
+class ManyRuns {
+ public:
+  ManyRuns(Connection& c, const Context& ctx, const RunOptions& o, std::string id)
+      : c_(c),
+        ctx_(ctx),
+        o_(o),
+        id_(std::move(id)),
+        requester_(c),
+        directory_(ctx.prefix),
+        offline_(seconds(o.wait_s)) {}
+
+  int go() {
+    c_.subscribe({c_.reply_topic(), ctx_.prefix + "/+/run/" + id_ + "/#"});
+    for (auto& m : collect_retained(c_, {ctx_.prefix + "/+/status", ctx_.prefix + "/+/info"}))
+      on_message(m);
+    if (!pick_devices()) return kExitFailure;
+    start();
+    while (!fanout_.done()) {
+      auto e = c_.next(deadline());
+      std::optional<int> done;
+      if (!e) {
+        done = on_deadline();
+      } else if (e->kind == Event::Kind::message) {
+        on_message(e->message);
+      } else if (e->kind == Event::Kind::interrupt) {
+        done = on_interrupt(e->signal);
+      } else if (e->kind == Event::Kind::lost) {
+        note("connection to the broker lost; reconnecting");
+      } else if (e->kind == Event::Kind::reconnected) {
+        note("reconnected");
+        offline_.reconnected(Clock::now());
+      }
+      if (!done && out().broken()) {
+        signal_running("TERM");
+        done = 128 + SIGPIPE;
+      }
+      if (done) return finish(*done);
+    }
+    return finish(fanout_.exit_status());
+  }
+
+ private:
+  bool pick_devices() {
+    std::vector<std::string> expected =
+        o_.all ? directory_.online() : directory_.online_in_group(o_.group);
+    if (o_.all && expected.empty()) {
+      note("no device is online on " + c_.url() + " under " + ctx_.prefix + "/");
+      return false;
+    }
+    if (expected.empty())
+      note("no online device lists group '" + o_.group + "' in its info; waiting " +
+           json(o_.wait_s).dump() + " s for answers");
+    for (const auto& d : expected) fanout_.expect(d);
+    return true;
+  }
+
+  void start() {
+    correlation_ = random_hex(16);
+    StartFields f;
+    f.id = id_;
+    f.args = o_.args;
+    f.timeout_s = o_.timeout_s;
+    auto now = Clock::now();
+    reply_by_ = now + seconds(o_.wait_s);
+    if (o_.timeout_s) timeout_at_ = now + seconds(*o_.timeout_s) + kTimeoutSlack;
+    if (o_.all) {
+      for (const auto& [device, e] : fanout_.entries())
+        requester_.start(agent::Topics(ctx_.prefix, device).command(o_.command, "start"), f,
+                         correlation_);
+    } else {
+      // One request for the whole group: the broker fans it out (SPEC §2).
+      requester_.start(agent::Topics(ctx_.prefix, "-").group_start(o_.group, o_.command), f,
+                       correlation_);
+    }
+  }
+
+  Clock::time_point deadline() const {
+    auto d = Clock::time_point::max();
+    if (!window_over_) d = std::min(d, reply_by_);
+    if (timeout_at_) d = std::min(d, *timeout_at_);
+    if (give_up_at_) d = std::min(d, *give_up_at_);
+    if (auto o = offline_.deadline()) d = std::min(d, *o);
+    return d;
+  }
+
+  std::optional<int> on_deadline() {
+    auto now = Clock::now();
+    for (const auto& device : offline_.expired(now))
+      if (fanout_.went_offline(device)) note(device + " did not come back");
+    if (!window_over_ && now >= reply_by_) {
+      window_over_ = true;
+      fanout_.reply_window_over();
+    }
+    if (timeout_at_ && now >= *timeout_at_) {
+      timeout_at_.reset();
+      timed_out_ = true;
+      fanout_.timed_out();
+      note("timed out after " + json(*o_.timeout_s).dump() + " s; sending TERM");
+      signal_running("TERM");
+      give_up(kAfterTimeout, kExitTimeout, "timed out");
+    }
+    if (give_up_at_ && now >= *give_up_at_) {
+      give_up_at_.reset();
+      fanout_.abandon(give_up_status_, give_up_note_);
+    }
+    return std::nullopt;
+  }
+
+  void give_up(std::chrono::seconds after, int status, std::string why) {
+    auto at = Clock::now() + after;
+    if (give_up_at_ && *give_up_at_ <= at) return;
+    give_up_at_ = at;
+    give_up_status_ = status;
+    give_up_note_ = std::move(why);
+  }
+
+  void on_message(const Incoming& m) {
+    if (m.topic == c_.reply_topic()) return on_reply(m);
+    if (auto t = parse_run_topic(m.topic, ctx_.prefix, id_)) return on_run(*t, m);
+    if (!directory_.add(m.topic, m.payload)) return;
+    if (!m.topic.ends_with("/status")) return;
+    // A device of ours that goes offline mid-run gets a grace to come back (OfflineGrace).
+    const std::string device =
+        m.topic.substr(ctx_.prefix.size() + 1, m.topic.rfind('/') - ctx_.prefix.size() - 1);
+    const Fanout::Entry* e = fanout_.find(device);
+    if (!e || (e->phase != Fanout::Phase::waiting && e->phase != Fanout::Phase::running)) return;
+    const bool was_offline = offline_.offline(device);
+    if (offline_.status(device, m.payload, Clock::now())) {
+      note(device + " went " + (m.payload.empty() ? "away" : m.payload) + "; waiting " +
+           json(o_.wait_s).dump() + " s for it to come back");
+    } else if (was_offline && m.payload == "online") {
+      note(device + " is back online");
+    }
+  }
+
+  void on_reply(const Incoming& m) {
+    auto reply = parse_reply(m.payload);
+    if (!reply || !agent::valid_name(reply->device)) return;
+    const std::string& correlation = c_.v5() ? m.correlation : reply->correlation;
+    if (correlation != correlation_) return;
+    if (!reply->ok) {
+      fanout_.refused(reply->device, reply->code, reply->message);
+      return;
+    }
+    if (!fanout_.replied(reply->device)) return;
+    on_started(reply->device);
+    if (reply->queued) note(reply->device + " is busy: its run is queued");
+  }
+
+  void on_started(const std::string& device) {
+    // A fan-out does not forward stdin: each run gets an empty one, as `ssh -n`.
+    requester_.send(run_topic(device, "eof"), "");
+    if (timed_out_) {
+      requester_.signal(run_topic(device, "signal"), "TERM");
+    } else if (!sent_signal_.empty()) {
+      requester_.signal(run_topic(device, "signal"), sent_signal_);
+    }
+  }
+
+  void on_run(const RunTopic& t, const Incoming& m) {
+    if (t.leaf == "out" || t.leaf == "err") {
+      streams(t.device).line(t.leaf == "out" ? Stream::out : Stream::err, m.seq, m.payload);
+      return;
+    }
+    if (t.leaf != "state" || m.payload.empty()) return;
+    json doc = json::parse(m.payload, nullptr, false);
+    auto outcome = outcome_of(doc);
+    if (!outcome) {
+      // `running` comes before the reply: the run exists.
+      if (!m.retained && doc.is_object() && doc.value("state", "") == "running" &&
+          fanout_.replied(t.device))
+        on_started(t.device);
+      return;
+    }
+    if (m.retained && !fanout_.find(t.device)) return;  // an older run with this --id
+    for (const auto& n : streams(t.device).finish(doc)) note(t.device + ": " + n);
+    fanout_.finished(t.device, *outcome);
+  }
+
+  RunStreams& streams(const std::string& device) {
+    auto it = streams_.find(device);
+    if (it == streams_.end()) {
+      std::string prefix = device + ": ";
+      it = streams_
+               .emplace(device, RunStreams([prefix](Stream s, std::string_view line) {
+                          (s == Stream::out ? out() : err()).line(line, prefix, ansi::cyan);
+                        }))
+               .first;
+    }
+    return it->second;
+  }
+
+  std::optional<int> on_interrupt(int sig) {
+    if (sig != SIGINT) {
+      signal_running("TERM");
+      return 128 + sig;
+    }
+    ++interrupts_;
+    if (interrupts_ == 1) {
+      note("sending INT to every run (Ctrl-C again sends KILL)");
+      sent_signal_ = "INT";
+      signal_running("INT");
+    } else if (interrupts_ == 2) {
+      note("sending KILL to every run (Ctrl-C again leaves at once)");
+      sent_signal_ = "KILL";
+      signal_running("KILL");
+      give_up(kAfterKill, kExitFailure, "no final state after KILL");
+    } else {
+      return 128 + SIGINT;
+    }
+    return std::nullopt;
+  }
+
+  void signal_running(const std::string& name) {
+    for (const auto& device : fanout_.running())
+      requester_.signal(run_topic(device, "signal"), name);
+  }
+
+  std::string run_topic(const std::string& device, std::string_view leaf) const {
+    return agent::Topics(ctx_.prefix, device).run(id_, leaf);
+  }
+
+  int finish(int status) {
+    for (const auto& line : fanout_.summary()) note(line);
+    if (requester_.signalled()) c_.wait_published(0, Clock::now() + std::chrono::seconds(2));
+    return status;
+  }
+
+  Connection& c_;
+  const Context& ctx_;
+  const RunOptions& o_;
+  std::string id_;
+  Requester requester_;
+  DeviceDirectory directory_;
+  Fanout fanout_;
+  OfflineGrace offline_;
+  std::map<std::string, RunStreams> streams_;
+  std::string correlation_;
+  std::string sent_signal_;
+  bool window_over_ = false;
+  bool timed_out_ = false;
+  int interrupts_ = 0;
+  Clock::time_point reply_by_;
+  std::optional<Clock::time_point> timeout_at_;
+  std::optional<Clock::time_point> give_up_at_;
+  int give_up_status_ = kExitFailure;
+  std::string give_up_note_;
+};
+
+}  // namespace
+
+int run_many(const Context& ctx, const RunOptions& o) {
+  Connection& c = open_connection(ctx, true);
+  ManyRuns runs(c, ctx, o, o.id.empty() ? new_run_id() : o.id);
+  return runs.go();
+}
+
+}  // namespace linewire::cli

@@ -1,0 +1,59 @@
+#include "cli/run_streams.hpp"
+
+#include <nlohmann/json.hpp>
+#include <utility>
+
+namespace linewire::cli {
+
+using nlohmann::json;
+
+RunStreams::RunStreams(Emit emit, bool join_late)
+    : join_late_(join_late),
+      out_([emit](std::string_view l) { emit(Stream::out, l); }),
+      err_([emit](std::string_view l) { emit(Stream::err, l); }) {
+  if (join_late_) {
+    out_.join_late();
+    err_.join_late();
+  }
+}
+
+void RunStreams::line(Stream stream, std::optional<std::uint64_t> seq, std::string text) {
+  of(stream).push(seq, std::move(text));
+}
+
+std::uint64_t RunStreams::emitted(Stream stream) const {
+  return stream == Stream::out ? out_.emitted() : err_.emitted();
+}
+
+std::vector<std::string> RunStreams::finish(const json& doc) {
+  out_.flush();
+  err_.flush();
+  std::vector<std::string> notes;
+  if (auto n = check(out_, doc, "lines", "stdout")) notes.push_back(std::move(*n));
+  if (auto n = check(err_, doc, "err_lines", "stderr")) notes.push_back(std::move(*n));
+  return notes;
+}
+
+std::optional<std::string> RunStreams::check(const Sequencer& s, const json& doc, const char* key,
+                                             std::string_view what) const {
+  auto it = doc.is_object() ? doc.find(key) : doc.end();
+  if (it == doc.end() || !it->is_number_integer() || it->get<long long>() < 0) return std::nullopt;
+  const auto lines = it->get<std::uint64_t>();
+  std::uint64_t missing = 0;
+  if (s.sequenced()) {
+    missing = s.skipped() + (lines > s.highest() ? lines - s.highest() : 0);
+  } else if (join_late_) {
+    return std::nullopt;  // without seq there is no telling what came before us
+  } else if (s.emitted() > lines) {
+    return std::to_string(s.emitted() - lines) + " " + std::string(what) +
+           " line(s) more than the run wrote: duplicates after a reconnect (MQTT 3.1.1 " +
+           "cannot tell them apart)";
+  } else {
+    missing = lines - s.emitted();
+  }
+  if (missing == 0) return std::nullopt;
+  return std::to_string(missing) + " of " + std::to_string(lines) + " " + std::string(what) +
+         " line(s) did not arrive";
+}
+
+}  // namespace linewire::cli

@@ -1,0 +1,46 @@
+// The output side of one run as the client sees it: `out` and `err` each through a
+// Sequencer, and at the final state a check of what arrived against the state's
+// `lines`/`err_lines` (SPEC §4), which is all MQTT 3.1.1 has to detect a loss with.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cli/sequencer.hpp"
+
+namespace linewire::cli {
+
+enum class Stream { out, err };
+
+class RunStreams {
+ public:
+  using Emit = std::function<void(Stream, std::string_view line)>;
+
+  // `join_late`: the run was under way before we listened (watch), so lines before
+  // the first one seen are not missing.
+  explicit RunStreams(Emit emit, bool join_late = false);
+
+  void line(Stream stream, std::optional<std::uint64_t> seq, std::string text);
+
+  // The final state arrived: every line still waiting goes out, in order. Returns what
+  // stderr should say about lines that never came or came twice (empty when all is well).
+  std::vector<std::string> finish(const nlohmann::json& final_state);
+
+  std::uint64_t emitted(Stream stream) const;
+
+ private:
+  Sequencer& of(Stream stream) { return stream == Stream::out ? out_ : err_; }
+  std::optional<std::string> check(const Sequencer& s, const nlohmann::json& doc, const char* key,
+                                   std::string_view what) const;
+
+  bool join_late_;
+  Sequencer out_;
+  Sequencer err_;
+};
+
+}  // namespace linewire::cli

@@ -1,0 +1,89 @@
+#include "cli/session.hpp"
+
+#include <cstdlib>
+
+#include "cli/output.hpp"
+
+namespace linewire::cli {
+
+std::chrono::steady_clock::duration seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(s));
+}
+
+namespace {
+
+std::unique_ptr<Connection>& the_connection() {
+  static auto* c = new std::unique_ptr<Connection>();  // never destroyed: see leave()
+  return *c;
+}
+
+}  // namespace
+
+Connection& open_connection(const Context& ctx, bool streams) {
+  auto& c = the_connection();
+  c = std::make_unique<Connection>(ctx.broker, ctx.prefix);
+  c->connect();
+  if (streams && !c->v5())
+    note(
+        "MQTT 3.1.1: output lines carry no sequence numbers; a line repeated after a "
+        "reconnect cannot be detected (lost lines are still counted)");
+  return *c;
+}
+
+void leave(int status) {
+  if (auto& c = the_connection()) c->disconnect();
+  std::_Exit(status);
+}
+
+namespace {
+
+void handle_other(const Event& e) {
+  if (e.kind == Event::Kind::interrupt) throw Interrupted{e.signal};
+  if (e.kind == Event::Kind::lost) note("connection to the broker lost; reconnecting");
+}
+
+}  // namespace
+
+std::vector<Incoming> collect_retained(Connection& c, const std::vector<std::string>& filters) {
+  c.subscribe(filters);
+  std::vector<Incoming> got;
+  const auto end = Clock::now() + kCollectMax;
+  auto quiet_until = Clock::now() + kQuiet;
+  while (true) {
+    auto e = c.next(std::min(end, quiet_until));
+    if (!e) break;
+    if (e->kind != Event::Kind::message) {
+      handle_other(*e);
+      continue;
+    }
+    got.push_back(std::move(e->message));
+    quiet_until = Clock::now() + kQuiet;
+  }
+  return got;
+}
+
+std::optional<std::string> wait_for_status(Connection& c, const std::string& topic,
+                                           std::vector<Incoming>& backlog) {
+  const auto end = Clock::now() + kStatusWait;
+  while (auto e = c.next(end)) {
+    if (e->kind != Event::Kind::message) {
+      handle_other(*e);
+      continue;
+    }
+    if (e->message.topic == topic) return std::move(e->message.payload);
+    backlog.push_back(std::move(e->message));
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> offline_reason(const std::optional<std::string>& status,
+                                          const std::string& device, const Connection& c) {
+  if (!status || status->empty())
+    return "no device '" + device + "' on " + c.url() + " (no retained status within " +
+           std::to_string(kStatusWait.count()) + " s: wrong name or --prefix?)";
+  if (*status == "online") return std::nullopt;
+  return device + " is " + *status;
+}
+
+}  // namespace linewire::cli
