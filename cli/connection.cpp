@@ -19,11 +19,34 @@ namespace {
 constexpr std::chrono::milliseconds kTick{50};
 // After a connection loss, Paho retries by itself; past this, the client gives up.
 constexpr std::chrono::seconds kReconnectBudget{30};
+
+// Waits for a Paho token, a tick at a time so that Ctrl-C is not ignored meanwhile.
+bool wait(paho::token& token, Clock::time_point deadline) {
+  using std::chrono::milliseconds;
+  while (!token.wait_for(std::min(kTick, std::chrono::duration_cast<milliseconds>(
+                                             deadline - Clock::now() + milliseconds(1))))) {
+    if (auto sig = take_interrupt()) throw Interrupted{*sig};
+    if (Clock::now() >= deadline) return false;
+  }
+  return true;
+}
+
 std::string describe(const paho::exception& e) {
+  const int rc = e.get_return_code();
+  // A refused CONNECT comes as Paho's "CONNACK return code" with the broker's code as
+  // the return code: MQTT 5 reason codes from 0x80, MQTT 3.1.1 ones 1 to 5.
+  if (rc >= 0x80) {
+    const char* reason = MQTTReasonCode_toString(static_cast<MQTTReasonCodes>(rc));
+    if (reason) return std::string("refused by the broker: ") + reason;
+  }
+  static constexpr const char* kConnack311[] = {"unacceptable protocol version",
+                                                "client identifier rejected", "server unavailable",
+                                                "bad user name or password", "not authorized"};
+  if (rc >= 1 && rc <= 5 && e.get_message() == "CONNACK return code")
+    return std::string("refused by the broker: ") + kConnack311[rc - 1];
   std::string what = e.get_message();
   if (what.empty()) what = e.get_error_str();
   if (what.empty()) what = e.what();
-  // An MQTT 5 reason code (0x80 and up) says why the broker refused.
   if (e.get_reason_code() >= 0x80) what += " (" + e.get_reason_code_str() + ")";
   return what;
 }
@@ -176,7 +199,7 @@ void Connection::connect() {
   }
   try {
     auto token = impl_->client->connect(builder.finalize());
-    if (!token->wait_for(kConnectTimeout + std::chrono::seconds(1)))
+    if (!wait(*token, Clock::now() + kConnectTimeout))
       throw Failure("cannot connect to " + options_.url + ": no answer within " +
                     std::to_string(kConnectTimeout.count()) + " s");
   } catch (const paho::exception& e) {
@@ -195,7 +218,7 @@ void Connection::subscribe(const std::vector<std::string>& filters) {
     for (const auto& f : filters)
       tokens.emplace_back(f, impl_->client->subscribe(f, 1, impl_->subscribe_options()));
     for (auto& [filter, token] : tokens) {
-      if (!token->wait_until(deadline))
+      if (!wait(*token, deadline))
         throw Failure("the broker did not confirm the subscription to " + filter);
       const auto response = token->get_subscribe_response();
       for (auto rc : response.get_reason_codes())

@@ -26,6 +26,11 @@ struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The user interrupted a wait before anything was started: exit 128+signal.
+struct Interrupted {
+  int signal;
+};
+
 struct Incoming {
   std::string topic;
   std::string payload;
@@ -57,10 +62,11 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Connects or throws Failure within kConnectTimeout. After a connection loss, Paho
-  // reconnects by itself and the subscriptions are renewed (Event::Kind::reconnected).
+  // Connects or throws Failure within kConnectTimeout (Interrupted on Ctrl-C). After a connection
+  // loss, Paho reconnects by itself and the subscriptions are renewed (Event::Kind::reconnected).
   void connect();
-  // Subscribes (QoS 1) and waits for the broker's answer; throws Failure.
+  // Subscribes (QoS 1) and waits for the broker's answer; throws Failure (or
+  // Interrupted).
   void subscribe(const std::vector<std::string>& filters);
   // QoS 1, not retained; does not wait.
   void publish(const std::string& topic, std::string_view payload, const PublishProps& props = {});

@@ -55,14 +55,25 @@ std::optional<std::string> normalize_url(std::string_view url) {
     rest = rest.substr(0, slash);
   }
   if (rest.empty()) return std::nullopt;
-  bool has_port = false;
+  std::size_t colon = std::string_view::npos;
   if (rest.front() == '[') {  // [::1]:1883
     auto close = rest.find(']');
     if (close == std::string_view::npos) return std::nullopt;
-    has_port = close + 1 < rest.size() && rest[close + 1] == ':';
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return std::nullopt;
+      colon = close + 1;
+    }
   } else {
-    has_port = rest.find(':') != std::string_view::npos;
+    colon = rest.find(':');
   }
+  const bool has_port = colon != std::string_view::npos;
+  if (has_port) {
+    std::string_view digits = rest.substr(colon + 1);
+    if (digits.empty() || digits.size() > 5 ||
+        digits.find_first_not_of("0123456789") != std::string_view::npos)
+      return std::nullopt;
+  }
+  if (colon == 0) return std::nullopt;  // no host
   std::string out;
   out.append(scheme).append("://").append(rest);
   if (!has_port) out.append(":").append(port);

@@ -18,11 +18,6 @@ struct Context {
   std::string prefix;
 };
 
-// The user interrupted a wait before anything was started: exit 128+signal.
-struct Interrupted {
-  int signal;
-};
-
 // A number of seconds from the command line as a duration.
 std::chrono::steady_clock::duration seconds(double s);
 

@@ -5,13 +5,15 @@ from LINEWIRE (ctest sets it); every wait is bounded."""
 import json
 import os
 import select
+import shutil
 import signal
+import socket
 import subprocess
 import time
 
 import pytest
 
-from harness import SLOWDOWN, WAIT, free_port, unique, wait_until
+from harness import SLOWDOWN, WAIT, free_port, unique
 
 LINEWIRE = os.environ.get("LINEWIRE", "/work/main/build/cli/linewire")
 
@@ -191,6 +193,32 @@ def test_unreachable_broker_is_255_within_seconds(agent):
     assert time.monotonic() - t0 < 7 * SLOWDOWN
 
 
+def test_silent_broker_is_255_within_seconds_and_ctrl_c_works(agent):
+    """A broker that accepts the connection and never answers: 255 after the connect
+    timeout (5 s); Ctrl-C meanwhile ends the client at once."""
+    a = agent(start=False)
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    url = f"mqtt://127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        t0 = time.monotonic()
+        r = lw(a, "ls", broker=url)
+        assert r.returncode == 255
+        assert b"no answer within 5 s" in r.stderr
+        assert time.monotonic() - t0 < 8 * SLOWDOWN
+        proc = subprocess.Popen(argv(a, "ls", broker=url), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=client_env())
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        status, out, err = finish(proc)
+        assert status == 130
+        assert time.monotonic() - t0 < 1.5 * SLOWDOWN
+    finally:
+        silent.close()
+
+
 def test_broker_from_the_environment(agent):
     a = agent(commands={"echo": ECHO})
     r = subprocess.run([LINEWIRE, "--prefix", a.prefix, "run", a.device, "echo", "env"],
@@ -362,6 +390,54 @@ def test_usage_errors_are_255(agent):
     assert lw(a, "run", "bad/name", "x").returncode == 255
     assert lw(a, "run", "dev", "cmd", prefix="a/#").returncode == 255
     assert lw(a, "--help").returncode == 0
+
+
+def password_broker(make_broker, tmp_path, user, password):
+    if not shutil.which("mosquitto_passwd"):
+        pytest.skip("mosquitto_passwd missing")
+    pwfile = tmp_path / "client-test.passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pwfile), user, password], check=True,
+                   capture_output=True, timeout=20)
+    os.chmod(pwfile, 0o644)
+    return make_broker(extra=[f"password_file {pwfile}"], anonymous=False)
+
+
+def test_username_and_password(agent, make_broker, tmp_path):
+    """--username with --password-file or LINEWIRE_PASSWORD; a wrong one is 255."""
+    b = password_broker(make_broker, tmp_path, "lwuser", "s3cret-pw")
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret-pw\n")
+    a = agent(broker=b, commands={"echo": ECHO},
+              config={"broker": {"username": "lwuser", "password_file": str(secret)}},
+              client_auth={"username": "lwuser", "password": "s3cret-pw"})
+    r = lw(a, "--username", "lwuser", "--password-file", str(secret), "run", a.device, "echo", "x")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"x\n"
+    r = lw(a, "--username", "lwuser", "run", a.device, "echo", "y",
+           env={"LINEWIRE_PASSWORD": "s3cret-pw"})
+    assert r.returncode == 0, r.stderr
+    r = lw(a, "--username", "lwuser", "run", a.device, "echo", "z",
+           env={"LINEWIRE_PASSWORD": "wrong"})
+    assert r.returncode == 255
+    assert b"refused by the broker" in r.stderr
+
+
+def test_tls_with_a_client_certificate(agent, make_broker, pki):
+    """--ca-file, --cert-file, --key-file, named like the agent's tls keys."""
+    b = make_broker(extra=[f"cafile {pki}/ca.crt", f"certfile {pki}/server.crt",
+                           f"keyfile {pki}/server.key", "require_certificate true"])
+    tls = {"ca_file": str(pki / "ca.crt"), "cert_file": str(pki / "client.crt"),
+           "key_file": str(pki / "client.key")}
+    a = agent(broker=b, commands={"echo": ECHO}, config={"broker": {"tls": tls}},
+              client_tls={"ca": tls["ca_file"], "cert": tls["cert_file"], "key": tls["key_file"]})
+    assert b.url.startswith("mqtts://")
+    r = lw(a, "--ca-file", tls["ca_file"], "--cert-file", tls["cert_file"], "--key-file",
+           tls["key_file"], "run", a.device, "echo", "secure")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"secure\n"
+    r = lw(a, "--ca-file", tls["ca_file"], "run", a.device, "echo", "no-cert")
+    assert r.returncode == 255
+    assert b"cannot connect" in r.stderr
 
 
 # --------------------------------------------------------------------------- fan-out

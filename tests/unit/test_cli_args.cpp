@@ -64,6 +64,10 @@ TEST_CASE("broker addresses get a scheme and a port") {
   CHECK(normalize_url("wss://h:9443/mqtt") == "wss://h:9443/mqtt");
   CHECK(normalize_url("mqtt://[::1]") == "mqtt://[::1]:1883");
   CHECK(normalize_url("mqtt://[::1]:1884") == "mqtt://[::1]:1884");
+  CHECK_FALSE(normalize_url("mqtt://h:"));
+  CHECK_FALSE(normalize_url("mqtt://h:x1"));
+  CHECK_FALSE(normalize_url("mqtt://:1883"));
+  CHECK_FALSE(normalize_url("mqtt://[::1]x"));
   CHECK_FALSE(normalize_url("http://h"));
   CHECK_FALSE(normalize_url("mqtt://"));
   CHECK_FALSE(normalize_url(""));
