@@ -108,6 +108,8 @@ std::string Topics::device_filter(std::string_view kind, std::string_view leaf) 
 std::string Topics::group_filter(std::string_view group) const { return group_start(group, "+"); }
 
 std::optional<RequestTopic> Topics::parse(std::string_view topic) const {
+  // A trailing `/` is one more, empty, level: `.../start/` is not `.../start`.
+  if (topic.empty() || topic.back() == '/') return std::nullopt;
   if (topic.substr(0, prefix_.size()) != prefix_ || topic.size() <= prefix_.size() ||
       topic[prefix_.size()] != '/')
     return std::nullopt;

@@ -63,4 +63,6 @@ TEST_CASE("topics are built and parsed") {
   CHECK_FALSE(t.parse("site-a/linewire/pi-1/cmd/count/start/extra"));
   CHECK_FALSE(t.parse("site-a/linewirex/pi-1/cmd/count/start"));
   CHECK_FALSE(t.parse("other/pi-1/cmd/count/start"));
+  CHECK_FALSE(t.parse("site-a/linewire/pi-1/cmd/count/start/"));
+  CHECK_FALSE(t.parse("site-a/linewire/_group/kitchen/cmd/uptime/start/"));
 }
