@@ -15,6 +15,7 @@ from harness import LINEWIRED, Agent, Broker, script  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "root: needs root (user switching)")
+    config.addinivalue_line("markers", "long: waits out a long outage (CI runs it too)")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -62,10 +62,11 @@ struct Client::Impl final : paho::callback,
         backoff(cfg.broker.reconnect_min) {
     is_v5 = broker.protocol == config::Protocol::v5;
     paho::create_options create(is_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
-    // Publishing goes on while the broker is away; limits.buffer bounds it (SPEC §5).
-    create.set_send_while_disconnected(true, true);
-    create.set_max_buffered_messages(
-        static_cast<int>(std::min<std::uint64_t>(limit / kMessageOverhead + 1024, 1 << 30)));
+    // Publishing goes on while the broker is away, in our own queue (bounded by
+    // limits.buffer, SPEC §5), never in Paho's offline buffer: Paho flushes that buffer
+    // the moment it reconnects, ahead of the in-flight messages we send again, which
+    // put lines out of order across an outage (seen in CI: 1017, 1021, ..., 1018).
+    create.set_send_while_disconnected(false);
     std::string client_id = broker.client_id.empty() ? "linewired-" + cfg.device : broker.client_id;
     client = std::make_unique<paho::async_client>(broker.url, client_id, create, nullptr);
 
@@ -223,7 +224,9 @@ struct Client::Impl final : paho::callback,
     try {
       client->publish(msg, reinterpret_cast<void*>(static_cast<std::uintptr_t>(id)), *this);
     } catch (const paho::exception& e) {
-      if (!is_connected) return;  // stays in flight, sent again after the reconnect
+      // Paho saw the connection drop before we did: it stays in flight and is sent
+      // again, in its order, after the reconnect.
+      if (!is_connected || e.get_return_code() == MQTTASYNC_DISCONNECTED) return;
       spdlog::warn("mqtt: cannot publish on {}: {}", msg->get_topic(), e.what());
       std::uint64_t size = 0;
       {
