@@ -22,7 +22,7 @@ from paho.mqtt.properties import Properties
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import (SLOWDOWN, WAIT, Broker, Client, Run, pid_alive,  # noqa: E402
+from harness import (SLOWDOWN, WAIT, Broker, Client, pid_alive,  # noqa: E402
                      unique, wait_until)
 
 
