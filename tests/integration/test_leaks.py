@@ -165,7 +165,7 @@ def test_500_concurrent_runs(agent, prog):
         time.sleep(1.5)
         base_fds, base_rss = fds(a.pid), rss(a.pid)
         rounds = []
-        for round_ in (1, 2):
+        for round_ in (1, 2, 3):
             ids = [unique("p") for _ in range(500)]
             t0 = time.monotonic()
             _start_many(pub, a.base, "g", ids)
@@ -193,20 +193,16 @@ def test_500_concurrent_runs(agent, prog):
             assert not children(a.pid)
             assert n_fds <= base_fds, f"fd leak: {base_fds} -> {n_fds}"
             rounds.append(after)
-        # glibc keeps the heap of the first 500 runs' peak (it does not trim it), so the
-        # test compares the rounds: a leak grows with every round, a high-water mark not.
-        grew = rounds[1]["RssAnon"] - rounds[0]["RssAnon"]
-        print(f"FIGURE 500 concurrent runs: RssAnon after round 1 "
-              f"{rounds[0]['RssAnon'] / 2**20:.1f} MiB, after round 2 "
-              f"{rounds[1]['RssAnon'] / 2**20:.1f} MiB", flush=True)
-        if grew > 2 * 2**20:
-            # Seen: +2.3 MiB in round 2 (9.4 -> 11.7 MiB) while 5,000 sequential runs grow
-            # 0.3 MiB: a per-run leak of ~4.6 KiB under concurrency, or glibc arenas
-            # fragmenting. Undecided, so it is reported as xfail (the fd and zombie checks
-            # above are hard failures); a third round would tell (too slow for CI).
-            import pytest
-            pytest.xfail(f"RssAnon grew by {grew / 2**20:.1f} MiB in a second round of 500 "
-                         "concurrent runs: leak or heap fragmentation, to be decided")
+        # glibc keeps the heap of a round's peak (it does not trim it), and the second
+        # round's peak is higher (its runs spread over more of Paho's and our threads'
+        # arenas): measured here 9.6, 12.0, 12.1, 12.1, 12.2 MiB after five rounds. A leak
+        # grows with every round, a high-water mark not: so the third round is compared
+        # with the second. 1 MiB over 500 runs fails a leak of 2 KiB per run.
+        mib = [r["RssAnon"] / 2**20 for r in rounds]
+        print(f"FIGURE 500 concurrent runs: RssAnon after rounds 1-3: "
+              f"{', '.join(f'{m:.1f}' for m in mib)} MiB", flush=True)
+        assert mib[1] - mib[0] <= 4, f"RssAnon grew {mib[1] - mib[0]:.1f} MiB in round 2"
+        assert mib[2] - mib[1] <= 1, f"RssAnon grew {mib[2] - mib[1]:.1f} MiB in round 3: a leak"
         assert c.run("t").final["exit_code"] == 0
     finally:
         pub.disconnect()
