@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The one command behind bench/README.md's table: installs what the benchmarks need,
+# builds linewire in Release (build-bench/), runs bench/bench.py against a private
+# mosquitto, and writes the table to bench/results/latest.md (and stdout).
+#
+#   bench/run.sh                      # everything (about 5 minutes on 2 cores)
+#   bench/run.sh --only spawn,size    # some of it; see bench/bench.py --help
+#
+# Run it on a quiet machine: the numbers are ratios against websocketd and
+# mosquitto's own clients measured in the same run, but a busy CPU still skews them
+# (every hop of a round trip waits for a time slice).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+scripts/install-deps.sh
+# What only the benchmarks use.
+need=()
+for pkg in websocketd python3-websocket binutils; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
+  $SUDO apt-get install -y --no-install-recommends "${need[@]}"
+fi
+
+cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DLINEWIRE_TESTS=OFF >/dev/null
+ninja -C build-bench linewired linewire
+
+mkdir -p bench/results
+LINEWIRED=$PWD/build-bench/linewired LINEWIRE=$PWD/build-bench/linewire \
+  timeout 1800 /usr/bin/python3 bench/bench.py "$@" | tee bench/results/latest.md
