@@ -17,6 +17,8 @@ packages=(
   mosquitto mosquitto-clients
   # integration tests: a real MQTT client in Python
   python3 python3-paho-mqtt python3-pytest
+  # integration: test_rabbitmq (issue 9) runs a private RabbitMQ node with its MQTT plugin
+  rabbitmq-server
   # the quick start's example config runs /usr/bin/uptime
   procps
 )
