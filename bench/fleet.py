@@ -96,8 +96,8 @@ def main():
     broker = Broker(os.path.join(tmp.name, "broker"), name="mosquitto",
                     extra=["sys_interval 1"]).start()
     fleet = Fleet(tmp.name, [broker.url], args.agents, prefix="lwbench", log_level="warn",
-                  config={"broker": {"keepalive": f"{args.keepalive}s", "reconnect_min": "1s",
-                                     "reconnect_max": "30s"}})
+                  config={"broker": {"keepalive": f"{args.keepalive}s",
+                                     "reconnect": {"min": "1s", "max": "30s"}}})
     report = []
 
     def say(line=""):

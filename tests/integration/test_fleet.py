@@ -33,7 +33,7 @@ def fleet(tmp_path_factory):
     d = tmp_path_factory.mktemp("fleet")
     broker = Broker(d / "broker", name="mosquitto").start()
     f = Fleet(d, [broker.url], N, codes={FAILING: 3},
-              config={"broker": {"reconnect_min": "1s", "reconnect_max": "8s"}})
+              config={"broker": {"reconnect": {"min": "1s", "max": "8s"}}})
     f.broker = broker
     f.url = broker.url
     f.watch = f.watcher(broker.port)
