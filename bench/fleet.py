@@ -12,6 +12,7 @@ stopped at the end, also on Ctrl-C or an error.
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -69,16 +70,38 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
-def fanout_times(url, prefix, n, repeat):
-    times, bad = [], 0
+def cpu_seconds(pids):
+    """User+system CPU time of `pids` (their own, not their children's)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def fanout_times(url, prefix, n, repeat, broker_pid, agent_pids):
+    """Wall time of each `run --all uptime`, and the CPU seconds that one fan-out costs
+    the client, the broker and the agents (mean)."""
+    times, bad, client_cpu, broker_cpu, agents_cpu = [], 0, 0.0, 0.0, 0.0
     for _ in range(repeat):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        b0, a0 = cpu_seconds([broker_pid]), cpu_seconds(agent_pids)
         t0 = time.monotonic()
         r = lw(url, prefix, "run", "--all", "uptime", timeout=60)
         times.append(time.monotonic() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu += (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+        broker_cpu += cpu_seconds([broker_pid]) - b0
+        agents_cpu += cpu_seconds(agent_pids) - a0
         lines = r.stdout.decode(errors="replace").splitlines()
         if r.returncode != 0 or len(lines) != n:
             bad += 1
-    return times, bad
+    return times, bad, (client_cpu / repeat, broker_cpu / repeat, agents_cpu / repeat)
 
 
 def main():
@@ -117,14 +140,17 @@ def main():
                 a.start()
                 if (i + 1) % 25 == 0:
                     time.sleep(0.2)
-            fleet.wait_online(watch, fleet.devices[:size], since)
+            fleet.wait_online(watch, fleet.devices[started:size], since)
             say(f"started {size - started} more agents ({size} in all) in {time.monotonic() - t0:.1f}s")
             started = size
             time.sleep(2)
             lw(broker.url, fleet.prefix, "run", "--all", "uptime")  # warm-up
-            times, bad = fanout_times(broker.url, fleet.prefix, size, args.repeat)
+            times, bad, cpu = fanout_times(broker.url, fleet.prefix, size, args.repeat,
+                                           broker.proc.pid, [a.pid for a in fleet.agents[:size]])
             say(f"run --all uptime over {size} devices: p50 {pct(times, 50):.3f}s "
-                f"p99 {pct(times, 99):.3f}s max {max(times):.3f}s ({len(times)} runs, {bad} incomplete)")
+                f"p99 {pct(times, 99):.3f}s max {max(times):.3f}s ({len(times)} runs, {bad} incomplete); "
+                f"CPU per fan-out: client {cpu[0]:.3f}s, broker {cpu[1]:.3f}s, agents {cpu[2]:.3f}s "
+                f"(load average {open('/proc/loadavg').read().split()[0]})")
 
         rows = memory(fleet)
         n = len(rows)
