@@ -160,6 +160,9 @@ def main():
             f"{max(r['rss_anon'] for r in rows) / 1024:.2f} MiB, Pss mean {pss / n / 1024:.2f} MiB, "
             f"VmRSS mean {statistics.mean(r['vm_rss'] for r in rows) / 1024:.2f} MiB, "
             f"threads {statistics.mean(r['threads'] for r in rows):.0f}")
+        bpid = broker.proc.pid
+        say(f"mosquitto with {n} agents connected: RssAnon {kib(bpid, 'status', 'RssAnon') / 1024:.1f} MiB, "
+            f"VmRSS {kib(bpid, 'status', 'VmRSS') / 1024:.1f} MiB")
 
         # Idle traffic: nothing runs; the broker's counters over a window, and a `#`
         # subscriber that sees every PUBLISH under the prefix (pings are not messages).
