@@ -187,6 +187,7 @@ def main():
 
         # Broker restart: every agent loses its connection at once.
         broker.stop()
+        broker.fixed_port = True  # the agents know this port
         time.sleep(3)
         broker.start()
         back = time.monotonic()

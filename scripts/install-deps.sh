@@ -41,3 +41,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The Debian mosquitto package starts a system broker on :1883; linewire's tests and
 # quick start run their own brokers on free ports and do not need it.
+# rabbitmq-server's package may likewise start a system node (:5672, epmd :4369);
+# test_rabbitmq starts a private node with its own ports and stops it.
+if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
+  $SUDO invoke-rc.d rabbitmq-server stop >/dev/null 2>&1 || true
+fi

@@ -162,6 +162,7 @@ def test_broker_restart_every_agent_reconnects_with_spread(fleet):
     reconnects by itself, at times spread by its back-off's jitter rather than all in one
     instant (the spread is printed; bench/fleet.py reports it for 200 agents)."""
     fleet.broker.stop()
+    fleet.broker.fixed_port = True  # the agents know this port: never move to another
     time.sleep(2.5 * SLOWDOWN)  # two retries fail: back-offs 1 s and 2 s, each with jitter
     fleet.broker.start()
     back = time.monotonic()
@@ -188,7 +189,7 @@ def test_broker_restart_every_agent_reconnects_with_spread(fleet):
 def test_second_agent_with_the_same_device_name_refuses_to_start(agent, broker):
     first = agent(commands={"uptime": {"exec": ["/usr/bin/uptime"]}})
     watch = first.client()
-    watch.subscribe(f"{first.base}/info")
+    watch.wait_payload(f"{first.base}/status", "online")
     since = watch.mark()
     second = agent(commands={"uptime": {"exec": ["/usr/bin/uptime"]}}, device=first.device,
                    start=False)
