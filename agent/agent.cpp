@@ -469,6 +469,7 @@ std::string Agent::info_document() const {
   json doc = {{"device", config_.device},
               {"version", version_},
               {"host", host_},
+              {"pid", static_cast<long>(getpid())},
               {"started", iso8601(started_)},
               {"commands", commands},
               {"runs", {{"active", runs_.size()}, {"max", config_.limits.max_runs}}},

@@ -13,6 +13,7 @@
 #include "agent/agent.hpp"
 #include "config/load.hpp"
 #include "transports/mqtt/mqtt_transport.hpp"
+#include "transports/mqtt/name_claim.hpp"
 
 namespace asio = boost::asio;
 using namespace linewire;
@@ -81,6 +82,11 @@ int main(int argc, char** argv) {
 
   // A subscriber that vanishes must not kill the agent through a pipe write.
   std::signal(SIGPIPE, SIG_IGN);
+
+  if (auto claimed = mqtt::name_claimed_elsewhere(cfg)) {
+    spdlog::critical("{}", *claimed);
+    return kExitRuntime;
+  }
 
   try {
     asio::io_context io;

@@ -134,6 +134,11 @@ class ManyRuns {
       if (fanout_.went_offline(device)) note(device + " did not come back");
     if (!window_over_ && now >= reply_by_) {
       window_over_ = true;
+      // A device that went offline before it could answer (killed as the request
+      // arrived) is reported as offline, which says more than "no answer".
+      for (const auto& [device, e] : fanout_.entries())
+        if (e.phase == Fanout::Phase::waiting && offline_.offline(device))
+          fanout_.went_offline(device);
       fanout_.reply_window_over();
     }
     if (timeout_at_ && now >= *timeout_at_) {

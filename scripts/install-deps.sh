@@ -17,6 +17,8 @@ packages=(
   mosquitto mosquitto-clients
   # integration tests: a real MQTT client in Python
   python3 python3-paho-mqtt python3-pytest
+  # integration: test_rabbitmq (issue 9) runs a private RabbitMQ node with its MQTT plugin
+  rabbitmq-server
   # the quick start's example config runs /usr/bin/uptime
   procps
 )
@@ -39,3 +41,8 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # The Debian mosquitto package starts a system broker on :1883; linewire's tests and
 # quick start run their own brokers on free ports and do not need it.
+# rabbitmq-server's package may likewise start a system node (:5672, epmd :4369);
+# test_rabbitmq starts a private node with its own ports and stops it.
+if [[ " ${missing[*]} " == *" rabbitmq-server "* ]]; then
+  $SUDO invoke-rc.d rabbitmq-server stop >/dev/null 2>&1 || true
+fi

@@ -72,7 +72,7 @@ run_asan_tests() {
     LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0" \
     UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     LINEWIRE_TEST_SLOWDOWN=${LINEWIRE_TEST_SLOWDOWN:-2} \
-    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE durability ${CTEST_ARGS:-}
+    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE "durability|fleet" ${CTEST_ARGS:-}
 }
 
 run_tests() {

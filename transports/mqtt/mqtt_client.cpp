@@ -263,11 +263,12 @@ struct Client::Impl final : paho::callback,
 
   // Reconnecting is ours, not Paho's: its automatic reconnect counts in whole
   // seconds and waits seconds more after a loss. Back-off doubles from
-  // reconnect_min to reconnect_max, with up to 25% random jitter so that a fleet
-  // does not return to a restarted broker all at once.
+  // reconnect_min to reconnect_max, each delay drawn from 0.5x to 1.5x of it so that
+  // a fleet does not return to a restarted broker all at once (bench/fleet.py: with
+  // +0..25% jitter, 190 of 200 agents came back within one second).
   void schedule_retry(const std::string& why) {
-    std::uniform_int_distribution<long long> spread(0, backoff.count() / 4);
-    auto delay = backoff + config::Duration(spread(rng));
+    std::uniform_int_distribution<long long> spread(0, backoff.count());
+    auto delay = backoff / 2 + config::Duration(spread(rng));
     spdlog::warn("mqtt: not connected to {}: {}; retrying in {} ms", broker.url, why,
                  delay.count());
     retry.expires_after(delay);

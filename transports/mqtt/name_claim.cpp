@@ -1,0 +1,134 @@
+#include "transports/mqtt/name_claim.hpp"
+
+#include <mqtt/async_client.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+namespace linewire::mqtt {
+
+namespace paho = ::mqtt;
+using nlohmann::json;
+
+namespace {
+
+constexpr auto kConnectWait = std::chrono::seconds(3);
+constexpr auto kAnswerWait = std::chrono::seconds(2);
+
+std::string random_hex(std::size_t n) {
+  std::random_device rd;
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) out += "0123456789abcdef"[rd() % 16];
+  return out;
+}
+
+std::string this_host() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "unknown";
+  return buf;
+}
+
+bool is_live_linewired(long pid) {
+  if (pid <= 0 || pid == static_cast<long>(getpid())) return false;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  return std::getline(comm, name) && name == "linewired";
+}
+
+paho::connect_options options(const config::Broker& b, bool v5) {
+  paho::connect_options_builder builder;
+  builder.mqtt_version(v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1)
+      .connect_timeout(kConnectWait)
+      .keep_alive_interval(std::chrono::seconds(10));
+  if (v5)
+    builder.clean_start(true);
+  else
+    builder.clean_session(true);
+  if (!b.username.empty()) builder.user_name(b.username);
+  if (!b.password_file.empty()) {
+    std::ifstream in(b.password_file);
+    std::string password;
+    std::getline(in, password);
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    builder.password(password);
+  }
+  const bool tls = b.url.rfind("mqtts://", 0) == 0 || b.url.rfind("ssl://", 0) == 0 ||
+                   b.url.rfind("wss://", 0) == 0;
+  if (b.tls || tls) {
+    paho::ssl_options_builder ssl;
+    ssl.enable_server_cert_auth(true).verify(true);
+    if (b.tls) {
+      if (!b.tls->ca_file.empty()) ssl.trust_store(b.tls->ca_file);
+      if (!b.tls->cert_file.empty()) ssl.key_store(b.tls->cert_file);
+      if (!b.tls->key_file.empty()) ssl.private_key(b.tls->key_file);
+    }
+    builder.ssl(ssl.finalize());
+  }
+  return builder.finalize();
+}
+
+// The verdict on what the broker holds for the device (see the header).
+std::optional<std::string> judge(const std::string& device, const std::string& status,
+                                 const std::string& info_text) {
+  if (status != "online") return std::nullopt;
+  json info = json::parse(info_text, nullptr, false);
+  if (!info.is_object()) return std::nullopt;  // nothing to compare: let it start
+  const std::string host = info.value("host", "");
+  const long pid =
+      info.contains("pid") && info["pid"].is_number_integer() ? info["pid"].get<long>() : 0;
+  const std::string started = info.value("started", "");
+  const std::string who = "host '" + host + "'" + (pid > 0 ? ", pid " + std::to_string(pid) : "") +
+                          (started.empty() ? "" : ", started " + started);
+  if (host == this_host()) {
+    // Its pid gone (killed, or this host rebooted before the broker saw the old
+    // connection drop): a stale `online`, ours to take over.
+    if (!is_live_linewired(pid)) return std::nullopt;
+  }
+  return "device '" + device + "' is already online (" + who +
+         "): another linewired uses this device name. Give each agent its own `device:`, "
+         "or stop the other one first";
+}
+
+}  // namespace
+
+std::optional<std::string> name_claimed_elsewhere(const config::Config& cfg) {
+  const bool v5 = cfg.broker.protocol == config::Protocol::v5;
+  const std::string base = cfg.prefix + "/" + cfg.device;
+  const std::string echo = base + "/claim/" + random_hex(12);
+  try {
+    paho::create_options create(v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    paho::async_client client(cfg.broker.url, "lwclaim-" + random_hex(12), create, nullptr);
+    client.start_consuming();
+    if (!client.connect(options(cfg.broker, v5))
+             ->wait_for(kConnectWait + std::chrono::seconds(1))) {
+      spdlog::debug("name check: no answer from the broker; skipped");
+      return std::nullopt;
+    }
+    auto topics = paho::string_collection::create({base + "/status", base + "/info", echo});
+    client.subscribe(topics, std::vector<int>{1, 1, 0})->wait_for(kAnswerWait);
+    // The broker sends the retained messages while it handles the subscription, so
+    // once our own message on `echo` is back, whatever is retained has arrived.
+    client.publish(paho::make_message(echo, "", 0, false));
+    std::string status, info;
+    const auto end = std::chrono::steady_clock::now() + kAnswerWait;
+    while (std::chrono::steady_clock::now() < end) {
+      paho::const_message_ptr m;
+      if (!client.try_consume_message_for(&m, std::chrono::milliseconds(100)) || !m) continue;
+      if (m->get_topic() == echo) break;
+      (m->get_topic() == base + "/status" ? status : info) = m->to_string();
+    }
+    try {
+      client.disconnect()->wait_for(std::chrono::seconds(1));
+    } catch (const paho::exception&) {
+    }
+    return judge(cfg.device, status, info);
+  } catch (const std::exception& e) {
+    spdlog::debug("name check skipped: {}", e.what());
+    return std::nullopt;
+  }
+}
+
+}  // namespace linewire::mqtt
