@@ -112,6 +112,7 @@ int dispatch(Parsed& p) {
         throw Usage(e.what());
       }
       std::fputs(line.c_str(), stdout);
+      std::fflush(stdout);  // leave() ends with _Exit, which flushes nothing
       note("wrote " + p.name + " (private, mode 0600) and " + p.name +
            ".pub; trust it on a device with auth.keys: " + default_key_name(p.name) +
            ": {file: " + p.name + ".pub} or the line above");
