@@ -17,6 +17,8 @@ packages=(
   mosquitto mosquitto-clients
   # integration tests: a real MQTT client in Python
   python3 python3-paho-mqtt python3-pytest
+  # integration tests of signed requests: Ed25519 signing in Python
+  python3-cryptography
   # the quick start's example config runs /usr/bin/uptime
   procps
 )
