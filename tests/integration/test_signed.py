@@ -7,6 +7,7 @@ here with Python's `cryptography` (Debian's python3-cryptography); every wait is
 import base64
 import json
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -352,3 +353,36 @@ def test_check_config_refuses_malformed_keys_with_line_and_column(tmp_path):
     (tmp_path / "b.pub").write_text(openssh(BOB, "bob") + "\n")
     r = check_config(tmp_path, "auth:\n  keys:\n    a: {file: a.pem}\n    b: {file: b.pub}\n")
     assert r.returncode == 0, r.stderr
+
+
+def test_client_signs_ctrl_c_and_fan_out(agent, tmp_path):
+    path, _ = keygen(tmp_path)
+    group = unique("g")
+    loop = tmp_path / "loop.sh"
+    loop.write_text("#!/bin/sh\necho ready\nwhile :; do sleep 0.05; done\n")
+    loop.chmod(0o755)
+    auth = {"auth": {"keys": {"alice": {"file": path + ".pub"}}, "require": True},
+            "groups": [group]}
+    a = agent({"loop": {"exec": [str(loop)]}, "echo": ECHO}, config=auth)
+    # Ctrl-C: the client sends a signed INT; the run is killed by it.
+    proc = subprocess.Popen([LINEWIRE, "--broker", a.broker.url, "--prefix", a.prefix, "--key",
+                             path, "run", a.device, "loop"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n"
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=RUN_LIMIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    log = open(a.log_path, encoding="utf-8", errors="replace").read()
+    assert any("request signal " in ln and "payload=INT" in ln and "key=alice" in ln
+               for ln in log.splitlines()), log[-3000:]
+    # Fan-out: the group start is signed for the group topic.
+    r = lw(a, "--key", path, "run", "--group", group, "echo", "fan")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == f"{a.device}: fan\n".encode()
+    r = lw(a, "run", "--group", group, "echo", "fan")
+    assert r.returncode == 255 and b"unauthorized" in r.stderr, r.stderr
