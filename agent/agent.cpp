@@ -241,6 +241,11 @@ std::optional<Error> Agent::stop(const std::string& name) {
   return std::nullopt;
 }
 
+const config::Command* Agent::command_of_run(const std::string& id) const {
+  auto it = runs_.find(id);
+  return it == runs_.end() || it->second->finished() ? nullptr : &it->second->command();
+}
+
 std::optional<Error> Agent::write_stdin(const std::string& id, std::string_view line) {
   auto it = runs_.find(id);
   if (it == runs_.end() || it->second->finished())

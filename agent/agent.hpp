@@ -100,6 +100,8 @@ class Agent final : private RunHost {
 
   std::string info_document() const;
   std::size_t active_runs() const { return runs_.size(); }
+  // The command an active run runs (as it was when it started); nullptr when none.
+  const config::Command* command_of_run(const std::string& run) const;
   bool running(const std::string& command) const;
 
  private:

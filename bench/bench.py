@@ -460,6 +460,7 @@ def main():
     ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated benchmarks")
     ap.add_argument("--spawn-runs", type=int, default=500)
     ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--nodelay", action="store_true", help="mosquitto's set_tcp_nodelay true")
     args = ap.parse_args()
 
     class Ctx:
@@ -468,10 +469,11 @@ def main():
     ctx = Ctx()
     ctx.spawn_n, ctx.lines, ctx.results = args.spawn_runs, args.lines, {}
     ctx.procs = Procs()
+    ctx.broker_extra = ["set_tcp_nodelay true"] if args.nodelay else []
     rows = []
     with tempfile.TemporaryDirectory(prefix="linewire-bench-") as tmp:
         ctx.tmp = tmp
-        ctx.broker = Broker(os.path.join(tmp, "broker"), name="mosquitto").start()
+        ctx.broker = Broker(os.path.join(tmp, "broker"), name="mosquitto", extra=ctx.broker_extra).start()
         try:
             for name in args.only.split(","):
                 t0 = time.monotonic()

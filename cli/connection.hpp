@@ -18,6 +18,8 @@
 
 namespace linewire::cli {
 
+class Signer;
+
 using Clock = std::chrono::steady_clock;
 
 // What ends the client with 255 and a message: the broker cannot be reached, a
@@ -82,6 +84,9 @@ class Connection {
   // `{prefix}/_client/{client-id}/reply` (SPEC §10: everything under the prefix).
   const std::string& reply_topic() const { return reply_topic_; }
   const std::string& url() const { return options_.url; }
+  // The key every request is signed with (SPEC §11), or nullptr: see Requester.
+  void set_signer(std::shared_ptr<const Signer> signer) { signer_ = std::move(signer); }
+  const Signer* signer() const { return signer_.get(); }
 
  private:
   struct Impl;
@@ -89,6 +94,7 @@ class Connection {
   std::string client_id_;
   std::string reply_topic_;
   std::shared_ptr<Impl> impl_;
+  std::shared_ptr<const Signer> signer_;
 };
 
 }  // namespace linewire::cli

@@ -3,6 +3,7 @@
 // exit 255, as ssh does, so that 0-254 are the remote program's own.
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 
@@ -12,6 +13,7 @@
 #include "cli/exit_status.hpp"
 #include "cli/interrupts.hpp"
 #include "cli/output.hpp"
+#include "cli/signer.hpp"
 
 using namespace linewire;
 using namespace linewire::cli;
@@ -44,6 +46,8 @@ struct Globals {
   std::string cert_file;
   std::string key_file;
   std::string protocol = "5";
+  std::string key;  // signing key (SPEC §11); else $LINEWIRE_KEY
+  std::string key_name;
 };
 
 Context make_context(const Globals& g) {
@@ -69,6 +73,18 @@ Context make_context(const Globals& g) {
   ctx.broker.v5 = g.protocol == "5";
   check_prefix(g.prefix);
   ctx.prefix = g.prefix;
+  std::string key = g.key;
+  if (key.empty())
+    if (const char* k = std::getenv("LINEWIRE_KEY"); k && *k) key = k;
+  if (!key.empty()) {
+    try {
+      ctx.signer = std::make_shared<const Signer>(Signer::load(key, g.key_name));
+    } catch (const std::runtime_error& e) {
+      throw Usage(e.what());
+    }
+  } else if (!g.key_name.empty()) {
+    throw Usage("--key-name needs --key (or LINEWIRE_KEY)");
+  }
   return ctx;
 }
 
@@ -88,6 +104,20 @@ struct Parsed {
 
 int dispatch(Parsed& p) {
   try {
+    if (p.subcommand == "keygen") {
+      std::string line;
+      try {
+        line = keygen(p.name);
+      } catch (const std::runtime_error& e) {
+        throw Usage(e.what());
+      }
+      std::fputs(line.c_str(), stdout);
+      std::fflush(stdout);  // leave() ends with _Exit, which flushes nothing
+      note("wrote " + p.name + " (private, mode 0600) and " + p.name +
+           ".pub; trust it on a device with auth.keys: " + default_key_name(p.name) +
+           ": {file: " + p.name + ".pub} or the line above");
+      return 0;
+    }
     Context ctx = make_context(p.globals);
     install_interrupt_handlers();
     if (p.subcommand == "ls") return list_devices(ctx, p.json);
@@ -156,6 +186,11 @@ int main(int argc, char** argv) {
   app.add_option("--ca-file", g.ca_file, "CA certificate(s) to verify the broker (TLS)");
   app.add_option("--cert-file", g.cert_file, "client certificate (TLS)");
   app.add_option("--key-file", g.key_file, "client private key (TLS)");
+  app.add_option("--key", g.key,
+                 "sign every request with this Ed25519 private key (PEM); else $LINEWIRE_KEY");
+  app.add_option("--key-name", g.key_name,
+                 "the key's name in the devices' auth.keys (default: --key's file name "
+                 "without its extension)");
   app.add_option("--protocol", g.protocol, "MQTT version")
       ->check(CLI::IsMember({"5", "3.1.1"}))
       ->capture_default_str();
@@ -197,8 +232,11 @@ int main(int argc, char** argv) {
   kill->add_option("--wait", p.wait_s, "seconds to wait for the reply")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  auto* keygen_cmd = app.add_subcommand(
+      "keygen", "write a signing key: FILE (private, 0600) and FILE.pub (for auth.keys)");
+  keygen_cmd->add_option("FILE", p.name)->required();
   // Global options may also come after the subcommand.
-  for (auto* sub : {ls, run, watch_cmd, runs, kill}) sub->fallthrough();
+  for (auto* sub : {ls, run, watch_cmd, runs, kill, keygen_cmd}) sub->fallthrough();
 
   // `run pi-7 df -h`: the remote command's flags are its own.
   std::vector<std::string> args(argv + 1, argv + argc);

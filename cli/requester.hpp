@@ -1,6 +1,6 @@
 // Every request the client sends leaves through here: starts (SPEC §3) and a run's
-// `in`, `eof` and `signal` (SPEC §2). This is the one place where signed requests
-// (SPEC §11) will wrap a payload; nothing else publishes to a device.
+// `in`, `eof` and `signal` (SPEC §2). With a signing key (--key), each is wrapped in
+// the envelope of a signed request (SPEC §11); nothing else publishes to a device.
 #pragma once
 
 #include <string>
@@ -19,11 +19,12 @@ class Requester {
   // `correlation`: the MQTT 5 Response Topic and Correlation Data, or for MQTT 3.1.1
   // the `reply_to`/`correlation` fields of the payload.
   void start(const std::string& topic, StartFields fields, const std::string& correlation);
-  // A plain request (`in`, `eof`, `signal`). With `correlation`, MQTT 5 asks for a
-  // reply; MQTT 3.1.1 has no way to for these, so refusals go to `errors` there.
-  void send(const std::string& topic, std::string_view payload,
-            const std::string& correlation = {});
-  // A signal to a run (`run/{id}/signal`), remembered: see signalled().
+  // A line for the run's stdin (`in`) and its end (`eof`). MQTT 3.1.1 cannot ask for
+  // a reply to these, so refusals go to `errors` there.
+  void line(const std::string& topic, std::string_view line);
+  void eof(const std::string& topic);
+  // A signal to a run (`run/{id}/signal`), remembered: see signalled(). With
+  // `correlation`, MQTT 5 asks for a reply.
   void signal(const std::string& topic, std::string_view name, const std::string& correlation = {});
 
   // A signal was sent: wait for the broker to take it before disconnecting. Nothing
@@ -33,6 +34,10 @@ class Requester {
   bool signalled() const { return signalled_; }
 
  private:
+  // `plain` unsigned, else the envelope of `fields` (SPEC §11).
+  void send(const std::string& topic, std::string_view plain, std::string_view fields,
+            const std::string& correlation);
+
   Connection& connection_;
   bool signalled_ = false;
 };

@@ -199,7 +199,7 @@ class ManyRuns {
 
   void on_started(const std::string& device) {
     // A fan-out does not forward stdin: each run gets an empty one, as `ssh -n`.
-    requester_.send(run_topic(device, "eof"), "");
+    requester_.eof(run_topic(device, "eof"));
     if (timed_out_) {
       requester_.signal(run_topic(device, "signal"), "TERM");
     } else if (!sent_signal_.empty()) {

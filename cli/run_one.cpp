@@ -168,7 +168,7 @@ class OneRun {
   void on_started() {
     replied_ = true;
     if (o_.no_stdin) {
-      requester_.send(topics_.run(id_, "eof"), "");  // as `ssh -n`: an empty stdin
+      requester_.eof(topics_.run(id_, "eof"));  // as `ssh -n`: an empty stdin
     } else {
       stdin_ = std::make_unique<StdinForwarder>(c_, requester_, topics_.run(id_, "in"),
                                                 topics_.run(id_, "eof"));

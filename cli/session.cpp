@@ -23,6 +23,7 @@ std::unique_ptr<Connection>& the_connection() {
 Connection& open_connection(const Context& ctx, bool streams) {
   auto& c = the_connection();
   c = std::make_unique<Connection>(ctx.broker, ctx.prefix);
+  c->set_signer(ctx.signer);
   c->connect();
   if (streams && !c->v5())
     note(

@@ -13,9 +13,12 @@
 
 namespace linewire::cli {
 
+class Signer;
+
 struct Context {
   BrokerOptions broker;
   std::string prefix;
+  std::shared_ptr<const Signer> signer;  // --key: sign every request (SPEC §11)
 };
 
 // A number of seconds from the command line as a duration.

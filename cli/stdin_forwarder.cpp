@@ -38,7 +38,7 @@ void StdinForwarder::stop() {
 bool StdinForwarder::send_line(std::string_view line) {
   while (!stop_) {
     if (connection_.wait_published(kWindow, Clock::now() + std::chrono::milliseconds(kTick_ms))) {
-      requester_.send(in_topic_, line);
+      requester_.line(in_topic_, line);
       return true;
     }
   }
@@ -69,7 +69,7 @@ void StdinForwarder::loop() {
     if (stop_) return;
     // A last line without a newline is still a line (the agent adds the newline).
     if (!pending.empty() && !send_line(pending)) return;
-    requester_.send(eof_topic_, "");
+    requester_.eof(eof_topic_);
   } catch (const Failure& e) {
     note(std::string("stdin: ") + e.what());
   }

@@ -11,8 +11,6 @@ bool is_alnum(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-bool is_base64(char c) { return is_alnum(c) || c == '+' || c == '/' || c == '='; }
-
 // HOST[:PORT] or [V6][:PORT]. Only the shape: whether a name resolves is a runtime
 // matter, and the agent may start before the network does.
 std::optional<std::string> check_host_port(std::string_view text, bool port_required) {
@@ -117,17 +115,6 @@ std::optional<std::string> check_broker_url(std::string_view url) {
 
 std::optional<std::string> check_listen(std::string_view listen) {
   return check_host_port(listen, true);
-}
-
-std::optional<std::string> check_openssh_key(std::string_view line) {
-  constexpr std::string_view kType = "ssh-ed25519 ";
-  if (line.substr(0, kType.size()) != kType)
-    return "expected an OpenSSH line starting with 'ssh-ed25519 '";
-  auto rest = line.substr(kType.size());
-  rest = rest.substr(0, rest.find(' '));
-  if (rest.empty() || !std::all_of(rest.begin(), rest.end(), is_base64))
-    return "the key after 'ssh-ed25519 ' is not base64";
-  return std::nullopt;
 }
 
 std::optional<std::string> closest(std::string_view word,

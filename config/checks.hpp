@@ -1,5 +1,5 @@
 // Rules for single configuration values that need no YAML: names, topic prefixes,
-// addresses, keys. Each check_* returns why the text is wrong, or nullopt when it is fine.
+// addresses. Each check_* returns why the text is wrong, or nullopt when it is fine.
 #pragma once
 
 #include <optional>
@@ -25,10 +25,6 @@ std::optional<std::string> check_broker_url(std::string_view url);
 
 // HOST:PORT, an IPv6 host in brackets ([::1]:8080).
 std::optional<std::string> check_listen(std::string_view listen);
-
-// An OpenSSH public key line "ssh-ed25519 BASE64 [COMMENT]". Only its shape: the agent
-// decodes it.
-std::optional<std::string> check_openssh_key(std::string_view line);
 
 // The candidate that `word` most likely misspells (at most two edits, one for short
 // words), for "did you mean" hints.

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "auth/openssh.hpp"
+
 namespace linewire::config {
 
 using Duration = std::chrono::milliseconds;
@@ -106,8 +108,9 @@ struct HomeAssistant {
 // SPEC §11: the Ed25519 public keys whose signed requests a device trusts.
 struct TrustedKey {
   std::string name;
-  std::string openssh;  // an inline "ssh-ed25519 AAAA... comment" line, or
-  std::string file;     // a file holding such a line or a PEM public key (resolved)
+  std::string openssh;                // an inline "ssh-ed25519 AAAA... comment" line, or
+  std::string file;                   // a file holding such a line or a PEM public key (resolved)
+  auth::PublicKeyBytes public_key{};  // decoded from either when the config loads
 };
 
 struct Auth {

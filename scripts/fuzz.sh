@@ -13,7 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_request fuzz_config)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_request fuzz_config fuzz_openssh)
 build_dir=${LINEWIRE_FUZZ_BUILD_DIR:-build-fuzz}
 
 CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -28,6 +28,7 @@ rc=0
 for t in "${targets[@]}"; do
   max_len=65536  # limits.max_payload's default: the largest request the agent parses
   [ "$t" = fuzz_config ] && max_len=16384
+  [ "$t" = fuzz_openssh ] && max_len=9000  # past the parser's own 8192-byte limit
   work="$build_dir/corpus/$t"
   mkdir -p "$work" "$build_dir/artifacts/$t"
   echo "==> $t: ${seconds}s"

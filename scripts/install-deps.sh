@@ -19,6 +19,8 @@ packages=(
   python3 python3-paho-mqtt python3-pytest
   # integration: test_rabbitmq (issue 9) runs a private RabbitMQ node with its MQTT plugin
   rabbitmq-server
+  # integration tests of signed requests: Ed25519 signing in Python
+  python3-cryptography
   # the quick start's example config runs /usr/bin/uptime
   procps
 )

@@ -185,7 +185,7 @@ homeassistant: {discovery: true, prefix: ha}
 auth:
   keys:
     alice: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIABFecenpo/dUt0uXXh6ZQK6fsXERFlIXby54MsRZSMU alice@laptop
-    ci: {file: keys/ci.pub}
+    ci: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ+PYcF4SVaOyzH3+jijN4Xf0zsVMJg2bsqtC1XsIdGl"
   require: true
   max_skew: 30s
 )");
@@ -279,7 +279,8 @@ auth:
   CHECK(c.auth.keys[0].openssh.rfind("ssh-ed25519 AAAA", 0) == 0);
   CHECK(c.auth.keys[0].file.empty());
   CHECK(c.auth.keys[1].name == "ci");
-  CHECK(c.auth.keys[1].file == "/etc/linewire/keys/ci.pub");
+  CHECK(c.auth.keys[1].file.empty());
+  CHECK(c.auth.keys[0].public_key != c.auth.keys[1].public_key);
   CHECK(c.auth.require);
   CHECK(c.auth.max_skew == 30s);
   CHECK(c.auth.find_key("ci") == &c.auth.keys[1]);
@@ -422,7 +423,8 @@ TEST_CASE("names", "[config]") {
         "([A-Za-z_][A-Za-z0-9_]*)");
   CHECK(problem("commands:\n  c: {exec: [x], env: {LINEWIRE_RUN: x}}\n") ==
         "2:24: commands.c.env.LINEWIRE_RUN: is set by the agent for every run");
-  CHECK(problem("auth: {keys: {bad key: {file: k}}}\n")
+  CHECK(problem("auth: {keys: {bad key: 'ssh-ed25519 "
+                "AAAAC3NzaC1lZDI1NTE5AAAAIABFecenpo/dUt0uXXh6ZQK6fsXERFlIXby54MsRZSMU'}}\n")
             .starts_with("1:15: auth.keys.bad key: is not a valid key name ("));
 }
 
@@ -517,17 +519,19 @@ TEST_CASE("values that belong together", "[config]") {
         "2:37: commands.c.transports[1]: is listed twice");
   CHECK(problem("commands:\n  c: {exec: [x], transports: [http]}\n") ==
         "2:31: commands.c.transports[0]: expected one of mqtt, websocket, got 'http'");
-  CHECK(problem("commands:\n  c: {exec: [x], keys: [bob]}\nauth: {keys: {alice: {file: a}}}\n") ==
+  CHECK(problem("commands:\n  c: {exec: [x], keys: [bob]}\nauth: {keys: {alice: 'ssh-ed25519 "
+                "AAAAC3NzaC1lZDI1NTE5AAAAIABFecenpo/dUt0uXXh6ZQK6fsXERFlIXby54MsRZSMU'}}\n") ==
         "2:25: commands.c.keys[0]: names no key of auth.keys: 'bob'");
   CHECK(problem("commands:\n  c: {exec: [x], keys: [a], unsigned: true}\n"
-                "auth: {keys: {a: {file: a}}}\n") ==
+                "auth: {keys: {a: 'ssh-ed25519 "
+                "AAAAC3NzaC1lZDI1NTE5AAAAIABFecenpo/dUt0uXXh6ZQK6fsXERFlIXby54MsRZSMU'}}\n") ==
         "2:39: commands.c.unsigned: cannot be true for a command with keys, which always needs a "
         "signature");
   CHECK(problem("auth: {require: true}\n") ==
         "1:17: auth.require: is true but auth.keys is empty, so every request would be refused");
   CHECK(problem("auth: {keys: {a: ssh-rsa AAAA}}\n") ==
-        "1:18: auth.keys.a: 'ssh-rsa AAAA' is not valid: expected an OpenSSH line starting with "
-        "'ssh-ed25519 '");
+        "1:18: auth.keys.a: 'ssh-rsa AAAA' is not valid: is a ssh-rsa key; only ssh-ed25519 keys "
+        "are supported");
   CHECK(problem("auth: {keys: {a: {}}}\n") ==
         "1:15: auth.keys.a: needs a file, or an inline 'ssh-ed25519 ...' line instead");
 }
@@ -592,7 +596,6 @@ commands:
   c: {exec: [uptime]}
   d: {exec: [/bin/true]}
 websocket: {static_dir: www/, token_file: t, cert_file: c, key_file: k}
-auth: {keys: {k: {file: k.pub}}}
 )";
   const auto result = cfg::load_string(yaml, "/srv/lw/conf/linewire.yaml", "h");
   const auto c = ok(result);
@@ -611,7 +614,6 @@ auth: {keys: {k: {file: k.pub}}}
   CHECK(c.websocket.token_file == "/srv/lw/conf/t");
   CHECK(c.websocket.cert_file == "/srv/lw/conf/c");
   CHECK(c.websocket.key_file == "/srv/lw/conf/k");
-  CHECK(c.auth.keys[0].file == "/srv/lw/conf/k.pub");
 
   // An origin without a folder (or a relative one) means the current directory.
   const auto cwd = std::filesystem::current_path();
@@ -672,4 +674,52 @@ TEST_CASE("the reference config/linewire.yaml loads without a problem", "[config
   REQUIRE(c.find_command("count") != nullptr);
   CHECK(c.find_command("count")->exec[0] == (path.parent_path() / "examples/count.sh").string());
   CHECK(c.websocket.listen == "127.0.0.1:8080");
+}
+
+TEST_CASE("auth key files: read and decoded when the config loads", "[config]") {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("linewire-test-keys-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "keys");
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir / name) << text;
+  };
+  const std::string line =
+      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIABFecenpo/dUt0uXXh6ZQK6fsXERFlIXby54MsRZSMU alice";
+  write("keys/line.pub", line + "\n");
+  // The same key as a PEM SubjectPublicKeyInfo (`openssl pkey -pubout`).
+  write("keys/alice.pem",
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAAEV5x6emj91S3S5deHplArp+xcREWUhdvLngyxFlIxQ=\n"
+        "-----END PUBLIC KEY-----\n");
+  write("keys/rsa.pub", "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ x\n");
+  write("keys/two.pub", line + "\n" + line + "\n");
+  const auto origin = (dir / "linewire.yaml").string();
+  const auto good = cfg::load_string(
+      "auth:\n  keys:\n    a: {file: keys/line.pub}\n    b: {file: keys/alice.pem}\n"
+      "    c: '" +
+          line + "'\n",
+      origin, "h");
+  const auto c = ok(good);
+  REQUIRE(c.auth.keys.size() == 3);
+  CHECK(c.auth.keys[0].file == (dir / "keys/line.pub").string());
+  CHECK(c.auth.keys[0].public_key == c.auth.keys[1].public_key);
+  CHECK(c.auth.keys[0].public_key == c.auth.keys[2].public_key);
+  CHECK(c.auth.keys[0].public_key[1] == 0x45);
+
+  auto one_problem = [&](const std::string& file) {
+    const auto r = cfg::load_string("auth: {keys: {a: {file: " + file + "}}}\n", origin, "h");
+    const auto all = problems(r);
+    REQUIRE(all.size() == 1);
+    return all[0];
+  };
+  CHECK(one_problem("keys/none.pub") == "1:25: auth.keys.a.file: cannot read the key file " +
+                                            (dir / "keys/none.pub").string() +
+                                            ": No such file or directory");
+  CHECK(one_problem("keys") == "1:25: auth.keys.a.file: cannot read the key file " +
+                                   (dir / "keys").string() + ": not a regular file");
+  CHECK(one_problem("keys/rsa.pub")
+            .ends_with("rsa.pub is a ssh-rsa key; only ssh-ed25519 keys are supported"));
+  CHECK(one_problem("keys/two.pub")
+            .ends_with("holds more than one line; expected one "
+                       "'ssh-ed25519 ...' line"));
+  std::filesystem::remove_all(dir);
 }

@@ -7,6 +7,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
+#include "agent/verifier.hpp"
+
 namespace linewire::mqtt {
 
 namespace asio = boost::asio;
@@ -86,7 +88,8 @@ Transport::Transport(asio::io_context& io, agent::Agent& agent)
                                },
                                [this](Message m) { on_message(std::move(m)); },
                                [this] { agent_.resume_output(); }}),
-      last_(std::make_unique<LastLines>()) {
+      last_(std::make_unique<LastLines>()),
+      verifier_(std::make_unique<agent::Verifier>(config_)) {
   out_.qos = config_.qos;
   retained_.qos = config_.qos;
   retained_.retain = true;
@@ -137,6 +140,7 @@ void Transport::on_reconfigured(const config::Config& previous) {
   client_.unsubscribe(gone);
   client_.subscribe(filters());  // subscribing again to a filter only replaces it
   publish_running();
+  verifier_->reconfigure(config_);
 }
 
 // ---- requests ----
@@ -149,7 +153,8 @@ void Transport::on_message(Message m) {
     reply.topic = m.response_topic;
     reply.correlation = m.correlation;
   }
-  // Checks in SPEC §3's order: size, names and the command, then the payload.
+  // Checks in SPEC §3's order: size, the signature, names and the command, then the
+  // payload.
   if (m.payload.size() > config_.limits.max_payload) {
     refuse(m, reply,
            {ErrorCode::bad_request, "payload of " + std::to_string(m.payload.size()) +
@@ -163,6 +168,17 @@ void Transport::on_message(Message m) {
             "retained requests are refused: clear it with an empty retained message"});
     return;
   }
+  // SPEC §11: before names and the command, so that with auth.require a stranger
+  // learns neither; a refused request reaches nothing.
+  auto checked = verifier_->check(m.topic, t->kind, m.payload, auth_target(*t));
+  if (!checked.verified) {
+    if (reply.topic.empty() && !checked.reply.reply_to.empty()) {
+      reply.topic = checked.reply.reply_to;
+      reply.correlation_field = checked.reply.correlation;
+    }
+    refuse(m, reply, checked.error);
+    return;
+  }
   if (!agent::valid_name(t->name) ||
       (t->kind == RequestKind::group_start && !agent::valid_name(t->group))) {
     refuse(
@@ -174,15 +190,30 @@ void Transport::on_message(Message m) {
     refuse(m, reply, {ErrorCode::shutting_down, "the agent is shutting down"});
     return;
   }
-  handle(m, *t, reply);
+  handle(m, *t, reply, *checked.verified);
 }
 
-void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& reply) {
+// The command whose signature rules apply: the run's for in, eof and signal.
+const config::Command* Transport::auth_target(const agent::RequestTopic& t) const {
+  if (!agent::valid_name(t.name)) return nullptr;
+  switch (t.kind) {
+    case RequestKind::in:
+    case RequestKind::eof:
+    case RequestKind::signal:
+      return agent_.command_of_run(t.name);
+    default:
+      return config_.find_command(t.name);
+  }
+}
+
+void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& reply,
+                       const agent::Verified& v) {
+  const std::string key = v.key.empty() ? "-" : v.key;
   const bool is_start = t.kind == RequestKind::start || t.kind == RequestKind::group_start ||
-                        (t.kind == RequestKind::switch_ && m.payload == "ON");
+                        (t.kind == RequestKind::switch_ && v.payload == "ON");
   if (is_start) {
     agent::ParsedStart parsed;
-    if (t.kind != RequestKind::switch_) parsed = agent::parse_start(m.payload);
+    if (t.kind != RequestKind::switch_) parsed = agent::parse_start(v.payload);
     if (reply.topic.empty() && !parsed.request.reply_to.empty()) {
       reply.topic = parsed.request.reply_to;
       reply.correlation_field = parsed.request.correlation;
@@ -190,12 +221,17 @@ void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& re
     const auto& r = parsed.request;
     std::string args;
     for (const auto& a : r.args) args += (args.empty() ? "" : " ") + printable(a);
-    spdlog::info("request {} topic={} command={} run={} args=[{}] reply={}", kind_name(t.kind),
-                 m.topic, t.name, r.id.value_or("(new)"), args,
-                 reply.topic.empty() ? "-" : reply.topic);
-    if (!config_.find_command(t.name)) {
+    spdlog::info("request {} topic={} command={} run={} args=[{}] reply={} key={}",
+                 kind_name(t.kind), m.topic, t.name, r.id.value_or("(new)"), args,
+                 reply.topic.empty() ? "-" : reply.topic, key);
+    const config::Command* command = config_.find_command(t.name);
+    if (!command) {
       refuse(m, reply,
              {ErrorCode::unknown_command, "no command '" + t.name + "' on " + config_.device});
+      return;
+    }
+    if (auto e = verifier_->check_command_keys(v, *command)) {
+      refuse(m, reply, *e);
       return;
     }
     if (parsed.error) {
@@ -204,6 +240,7 @@ void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& re
     }
     agent::RunOrigin origin;
     origin.topic = m.topic;
+    origin.key = v.key;
     auto result = agent_.start(t.name, std::move(parsed.request), std::move(origin));
     if (auto* e = std::get_if<Error>(&result)) {
       refuse(m, reply, *e);
@@ -220,28 +257,42 @@ void Transport::handle(const Message& m, const agent::RequestTopic& t, Reply& re
     return;
   }
 
-  spdlog::info("request {} topic={} {}={} payload={} reply={}", kind_name(t.kind), m.topic,
+  if (reply.topic.empty() && !v.reply.reply_to.empty()) {
+    reply.topic = v.reply.reply_to;
+    reply.correlation_field = v.reply.correlation;
+  }
+  spdlog::info("request {} topic={} {}={} payload={} reply={} key={}", kind_name(t.kind), m.topic,
                t.kind == RequestKind::stop || t.kind == RequestKind::switch_ ? "command" : "run",
-               t.name, printable(m.payload), reply.topic.empty() ? "-" : reply.topic);
+               t.name, printable(v.payload), reply.topic.empty() ? "-" : reply.topic, key);
+  if (const auto* command = auth_target(t)) {
+    if (auto e = verifier_->check_command_keys(v, *command)) {
+      refuse(m, reply, *e);
+      return;
+    }
+  }
+  if (v.fields_error) {
+    refuse(m, reply, *v.fields_error);
+    return;
+  }
   std::optional<Error> error;
   switch (t.kind) {
     case RequestKind::stop:
       error = agent_.stop(t.name);
       break;
     case RequestKind::switch_:
-      if (m.payload == "OFF")
+      if (v.payload == "OFF")
         error = agent_.stop(t.name);
       else
         error = Error{ErrorCode::bad_request, "switch takes ON or OFF"};
       break;
     case RequestKind::in:
-      error = agent_.write_stdin(t.name, m.payload);
+      error = agent_.write_stdin(t.name, v.payload);
       break;
     case RequestKind::eof:
       error = agent_.close_stdin(t.name);
       break;
     case RequestKind::signal:
-      error = agent_.signal(t.name, m.payload);
+      error = agent_.signal(t.name, v.payload);
       break;
     default:
       break;

@@ -14,6 +14,11 @@ namespace boost::asio {
 class io_context;
 }
 
+namespace linewire::agent {
+class Verifier;
+struct Verified;
+}  // namespace linewire::agent
+
 namespace linewire::mqtt {
 
 class Transport final : private agent::AgentObserver {
@@ -46,7 +51,9 @@ class Transport final : private agent::AgentObserver {
 
   void on_connected();
   void on_message(Message m);
-  void handle(const Message& m, const agent::RequestTopic& t, Reply& reply);
+  void handle(const Message& m, const agent::RequestTopic& t, Reply& reply,
+              const agent::Verified& v);
+  const config::Command* auth_target(const agent::RequestTopic& t) const;
   void refuse(const Message& m, const Reply& reply, const agent::Error& e);
   void publish_reply(const Reply& reply, const std::string& document);
   void publish_last(const std::string& command);
@@ -62,6 +69,7 @@ class Transport final : private agent::AgentObserver {
   PublishOptions retained_;  // last/running/info/status
   Client client_;
   std::unique_ptr<LastLines> last_;
+  std::unique_ptr<agent::Verifier> verifier_;  // signed requests (SPEC §11)
 };
 
 }  // namespace linewire::mqtt
