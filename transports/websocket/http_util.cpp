@@ -169,7 +169,7 @@ std::map<std::string, std::string> cgi_env(const RequestInfo& r) {
   env["SERVER_NAME"] = one_line(server_name);
   env["SERVER_PORT"] = one_line(server_port);
   env["SERVER_PROTOCOL"] = "HTTP/1.1";
-  env["GATEWAY_INTERFACE"] = "CGI/1.1";
+  env["GATEWAY_INTERFACE"] = "websocketd-CGI/0.1";  // what websocketd 0.4.1 sets
   env["REQUEST_METHOD"] = r.method;
   env["SCRIPT_NAME"] = r.script_name;
   auto decoded = percent_decode(path, false);
@@ -196,8 +196,9 @@ std::map<std::string, std::string> cgi_env(const RequestInfo& r) {
         ok = false;
     }
     // HTTP_PROXY would tell the child's HTTP libraries to use a proxy the client
-    // chose ("httpoxy"): that header is not passed on.
-    if (!ok || key == "HTTP_PROXY") continue;
+    // chose ("httpoxy"): that header is not passed on. Host is SERVER_NAME and
+    // SERVER_PORT already, and websocketd (Go) has no HTTP_HOST either.
+    if (!ok || key == "HTTP_PROXY" || key == "HTTP_HOST") continue;
     auto& slot = headers[key];
     slot += slot.empty() ? one_line(value) : ", " + one_line(value);
   }
