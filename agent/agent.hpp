@@ -116,6 +116,7 @@ class Agent final : private RunHost {
   // Attaches a sink to a running or queued run; false when there is no such run.
   bool attach(const std::string& run, RunSink& sink, bool primary);
   void detach(const std::string& run, RunSink& sink);
+  bool has_run(const std::string& run) const { return runs_.count(run) > 0; }
   // A primary sink drained its backlog: its run may read again.
   void resume_run(const std::string& run);
   // Ends one run with the kill ladder of SPEC §5; false when it is not running.

@@ -17,6 +17,9 @@ packages=(
   mosquitto mosquitto-clients
   # integration tests: a real MQTT client in Python
   python3 python3-paho-mqtt python3-pytest
+  # WebSocket tests (issue 5): a client, websocketd as the differential oracle,
+  # openssl for a test certificate, headless chromium for the example page
+  python3-websocket websocketd openssl chromium
   # the quick start's example config runs /usr/bin/uptime
   procps
 )

@@ -468,17 +468,14 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
                  started.run);
     auto session =
         std::make_shared<WsSession<Stream>>(impl_, std::move(stream_), started.run, true);
-    if (!session->attach()) return;  // it could not even start: the session just ends
-    session->accept(std::move(req));
+    if (session->attach()) session->accept(std::move(req));
   }
 
   void view(const std::string& run, Request req) {
+    if (!impl_->agent->has_run(run))
+      return send(text(req, http::status::not_found, "404 Not Found: no such run\n"));
     auto session = std::make_shared<WsSession<Stream>>(impl_, std::move(stream_), run, false);
-    if (!session->attach()) {
-      // The stream moved into the session: answer there is not possible, close instead.
-      return;
-    }
-    session->accept(std::move(req));
+    if (session->attach()) session->accept(std::move(req));
   }
 
   static Response text(const Request& req, http::status status, std::string body) {
