@@ -150,7 +150,7 @@ def test_viewers_of_an_mqtt_run(agent, tmp_path):
 def test_slow_viewer_is_dropped_and_stalls_nothing(agent, tmp_path):
     flood = script(tmp_path, "flood.sh", """
 read go
-yes "$(head -c 1000 /dev/zero | tr '\\0' x)" | head -n 20000
+yes "$(head -c 4000 /dev/zero | tr '\\0' x)" | head -n 10000
 echo done
 """)
     a = ws_agent(agent, tmp_path, {"flood": {"exec": [flood], "transports": ["websocket"]}})
@@ -158,14 +158,12 @@ echo done
     # The run's id is in its environment only: find it through /healthz-free means, the log.
     rid = wait_until(lambda: _run_id_from_log(a, "flood"), what="the run id in the log")
     sleepy = connect(a.ws(f"/run/{rid}"))  # never reads until the end
-    fast = connect(a.ws(f"/run/{rid}"))
     primary.send("go")
-    lines, closed = read_until_closed(primary, timeout=6 * WAIT, limit=30000)
-    assert len(lines) == 20001 and lines[-1] == "done" and closed.code == 1000
-    fast_lines, fast_closed = read_until_closed(fast, timeout=6 * WAIT, limit=30000)
-    assert fast_lines[-1] == "done" and fast_closed.code == 1000
-    slow_lines, slow_closed = read_until_closed(sleepy, timeout=6 * WAIT, limit=30000)
-    assert len(slow_lines) < 20001
+    # The run goes at its primary's pace, 40 MB, whatever the sleepy viewer does.
+    lines, closed = read_until_closed(primary, timeout=6 * WAIT, limit=50000)
+    assert len(lines) == 10001 and lines[-1] == "done" and closed.code == 1000
+    slow_lines, slow_closed = read_until_closed(sleepy, timeout=6 * WAIT, limit=50000)
+    assert len(slow_lines) < 10001
     assert slow_closed.code in (1008, None)
 
 
@@ -179,16 +177,16 @@ def _run_id_from_log(a, command):
 def test_primary_backpressure_blocks_the_child(agent, tmp_path):
     marker = tmp_path / "finished"
     flood = script(tmp_path, "flood.sh", f"""
-yes "$(head -c 1000 /dev/zero | tr '\\0' y)" | head -n 8000
+yes "$(head -c 4000 /dev/zero | tr '\\0' y)" | head -n 8000
 touch {marker}
 """)
     a = ws_agent(agent, tmp_path, {"flood": {"exec": [flood], "transports": ["websocket"]}})
     ws = connect(a.ws("/flood"))
     assert len(read_lines(ws, 1)) == 1
-    # 8 MB of output against a client that reads nothing: the child must be held.
+    # 32 MB of output against a client that reads nothing: the child must be held.
     time.sleep(3 * QUIET)
     assert not marker.exists()
-    lines, closed = read_until_closed(ws, timeout=6 * WAIT, limit=10000)
+    lines, closed = read_until_closed(ws, timeout=6 * WAIT, limit=40000)
     assert len(lines) == 7999 and closed.code == 1000  # nothing dropped
     assert marker.exists()
 
