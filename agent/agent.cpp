@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -211,12 +212,14 @@ std::variant<Started, Error> Agent::launch(const config::Command& command, std::
   if (error) {
     spdlog::warn("run {}: {}", id, error->message);
     if (observer_) observer_->on_state(*run, state_document(run->record()), true);
+    finish_sinks(run->record());
     remember_finished(id);
     return *error;
   }
   bool was_running = running(command.name);
   Run& r = *run;
   runs_.emplace(id, std::move(run));
+  ++metrics_.commands[command.name].runs_started;
   start_ticks_[id] = process_start_ticks(r.record().pid);
   save_state();
   spdlog::info("run {}: started '{}' pid {}", id, command.name, r.record().pid);
@@ -272,11 +275,65 @@ std::optional<Error> Agent::signal(const std::string& id, std::string_view name)
 }
 
 void Agent::on_run_line(Run& run, Stream stream, std::string_view line, std::uint64_t seq) {
+  ++metrics_.commands[run.command().name].lines;
   if (observer_) observer_->on_line(run, stream, line, seq);
+  auto it = sinks_.find(run.id());
+  if (it == sinks_.end()) return;
+  // A sink may detach itself while it hears a line.
+  auto sinks = it->second;
+  for (const auto& a : sinks) a.sink->on_line(stream, line, seq);
 }
 
 void Agent::on_run_output(Run& run) {
-  if (run.command().overflow == config::Overflow::block && output_congested()) run.pause_output();
+  if ((run.command().overflow == config::Overflow::block && output_congested()) ||
+      primary_congested(run.id()))
+    run.pause_output();
+}
+
+bool Agent::primary_congested(const std::string& run) const {
+  auto it = sinks_.find(run);
+  if (it == sinks_.end()) return false;
+  for (const auto& a : it->second)
+    if (a.primary && a.sink->congested()) return true;
+  return false;
+}
+
+bool Agent::attach(const std::string& run, RunSink& sink, bool primary) {
+  bool queued =
+      std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.id == run; });
+  auto it = runs_.find(run);
+  if (!queued && (it == runs_.end() || it->second->finished())) return false;
+  sinks_[run].push_back({&sink, primary});
+  return true;
+}
+
+void Agent::detach(const std::string& run, RunSink& sink) {
+  auto it = sinks_.find(run);
+  if (it == sinks_.end()) return;
+  std::erase_if(it->second, [&](const Attached& a) { return a.sink == &sink; });
+  if (it->second.empty()) sinks_.erase(it);
+  resume_run(run);  // a primary that left holds nothing back any more
+}
+
+void Agent::resume_run(const std::string& id) {
+  auto it = runs_.find(id);
+  if (it == runs_.end() || primary_congested(id)) return;
+  Run& run = *it->second;
+  if (run.command().overflow == config::Overflow::block && output_congested()) return;
+  run.resume_output();
+}
+
+bool Agent::kill(const std::string& id, std::string reason) {
+  auto it = runs_.find(id);
+  if (it == runs_.end() || it->second->finished()) return false;
+  it->second->kill(std::move(reason));
+  return true;
+}
+
+void Agent::finish_sinks(const RunRecord& record) {
+  auto node = sinks_.extract(record.run);
+  if (node.empty()) return;
+  for (const auto& a : node.mapped()) a.sink->on_finished(record);
 }
 
 bool Agent::output_congested() const { return observer_ && observer_->congested(); }
@@ -284,7 +341,7 @@ bool Agent::output_congested() const { return observer_ && observer_->congested(
 void Agent::resume_output() {
   for (auto& [id, run] : runs_) {
     if (output_congested()) return;
-    run->resume_output();
+    if (!primary_congested(id)) run->resume_output();
   }
 }
 
@@ -296,6 +353,8 @@ void Agent::on_run_finished(Run& run) {
                std::chrono::duration_cast<std::chrono::milliseconds>(r.ended - r.started).count(),
                r.lines);
   if (observer_) observer_->on_state(run, state_document(r), true);
+  metrics_.commands[r.command].dropped += r.dropped;
+  finish_sinks(r);
   std::string id = r.run;
   std::string command = r.command;
   // The Run is inside its process's callback now: destroy it once that returns.

@@ -15,6 +15,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent/metrics.hpp"
 #include "agent/request.hpp"
 #include "agent/run.hpp"
 #include "agent/state_file.hpp"
@@ -46,6 +47,20 @@ class AgentObserver {
 
  protected:
   ~AgentObserver() = default;
+};
+
+// A consumer of one run's output beside the AgentObserver: a WebSocket client.
+class RunSink {
+ public:
+  virtual void on_line(Stream stream, std::string_view line, std::uint64_t seq) = 0;
+  // The run ended; every line was passed to on_line before. The sink is detached.
+  virtual void on_finished(const RunRecord& record) = 0;
+  // Only asked of a run's primary sink (the client that started it): true holds the
+  // child back, as websocketd does, until the sink calls Agent::resume_run.
+  virtual bool congested() const = 0;
+
+ protected:
+  ~RunSink() = default;
 };
 
 struct Started {
@@ -97,6 +112,19 @@ class Agent final : private RunHost {
   bool shutting_down() const { return shutting_down_; }
   // A second SIGTERM: no waiting, but no orphans either — KILL every run's group.
   void kill_now();
+
+  // Attaches a sink to a running or queued run; false when there is no such run.
+  bool attach(const std::string& run, RunSink& sink, bool primary);
+  void detach(const std::string& run, RunSink& sink);
+  bool has_run(const std::string& run) const { return runs_.count(run) > 0; }
+  // A primary sink drained its backlog: its run may read again.
+  void resume_run(const std::string& run);
+  // Ends one run with the kill ladder of SPEC §5; false when it is not running.
+  bool kill(const std::string& run, std::string reason);
+
+  Metrics& metrics() { return metrics_; }
+  const Metrics& metrics() const { return metrics_; }
+  int active(const std::string& command) const { return instances(command); }
 
   std::string info_document() const;
   std::size_t active_runs() const { return runs_.size(); }
@@ -152,6 +180,14 @@ class Agent final : private RunHost {
   std::map<std::string, std::unique_ptr<Service>> services_;
   struct InfoTimer;
   std::unique_ptr<InfoTimer> info_timer_;
+  struct Attached {
+    RunSink* sink;
+    bool primary;
+  };
+  std::map<std::string, std::vector<Attached>> sinks_;  // run id → its sinks
+  bool primary_congested(const std::string& run) const;
+  void finish_sinks(const RunRecord& record);
+  Metrics metrics_;
 };
 
 }  // namespace linewire::agent

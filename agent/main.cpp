@@ -14,6 +14,8 @@
 #include "config/load.hpp"
 #include "transports/mqtt/mqtt_transport.hpp"
 #include "transports/mqtt/name_claim.hpp"
+#include "transports/websocket/dropin.hpp"
+#include "transports/websocket/listener.hpp"
 
 namespace asio = boost::asio;
 using namespace linewire;
@@ -55,6 +57,7 @@ void reload(agent::Agent& agent) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (websocket::is_dropin(argc, argv)) return websocket::run_dropin(argc, argv, LINEWIRE_VERSION);
   CLI::App app{"linewired: run configured programs for MQTT requests, line by line"};
   std::string config_path = "/etc/linewire/linewire.yaml";
   bool check_only = false;
@@ -92,6 +95,11 @@ int main(int argc, char** argv) {
     asio::io_context io;
     agent::Agent agent(io, std::move(cfg), LINEWIRE_VERSION);
     mqtt::Transport transport(io, agent);
+    std::unique_ptr<websocket::Listener> listener;
+    if (!agent.config().websocket.listen.empty())
+      listener = std::make_unique<websocket::Listener>(
+          io, agent, websocket::options_from(agent.config()),
+          [&transport] { return transport.broker_connected(); });
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
     std::function<void(const boost::system::error_code&, int)> on_signal =
@@ -110,6 +118,7 @@ int main(int argc, char** argv) {
           }
           spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
           signals.async_wait(on_signal);
+          if (listener) listener->stop();
           agent.shutdown([&] {
             transport.stop([&] {
               spdlog::info("stopped");
@@ -122,6 +131,7 @@ int main(int argc, char** argv) {
     spdlog::info("linewired {} device '{}', {} command(s)", LINEWIRE_VERSION, agent.config().device,
                  agent.config().commands.size());
     agent.recover();
+    if (listener) listener->start();
     transport.start();
     agent.start_services();
     io.run();

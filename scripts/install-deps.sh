@@ -21,6 +21,9 @@ packages=(
   rabbitmq-server
   # integration tests of signed requests: Ed25519 signing in Python
   python3-cryptography
+  # WebSocket tests (issue 5): a client, websocketd as the differential oracle,
+  # openssl for a test certificate, headless chromium for the example page
+  python3-websocket websocketd openssl chromium
   # the quick start's example config runs /usr/bin/uptime
   procps
 )

@@ -82,7 +82,8 @@ Transport::Transport(asio::io_context& io, agent::Agent& agent)
       topics_(config_.prefix, config_.device),
       client_(io, config_, topics_.status(),
               Client::Handlers{[this] { on_connected(); },
-                               [](const std::string& cause) {
+                               [this](const std::string& cause) {
+                                 ++agent_.metrics().reconnects;  // /metrics
                                  spdlog::warn("mqtt: connection lost{}{}; reconnecting",
                                               cause.empty() ? "" : ": ", cause);
                                },
