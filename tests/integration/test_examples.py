@@ -103,17 +103,28 @@ def test_acl_confines_each_device_to_its_prefix(agent, make_broker, tmp_path):
         # pi-1 on pi-2: the start is dropped by the broker, pi-2's output stays unseen.
         own.subscribe(f"linewire/{d2}/#")
         since = own.mark()
-        own.publish(f"linewire/{d2}/cmd/touch/start", "{}")
-        own.publish(f"linewire/{d2}/status", "offline", retain=True)
+        as_d1 = [shutil.which("mosquitto_pub") or "/usr/bin/mosquitto_pub", "-p", str(b.port),
+                 "-u", d1, "-P", users[d1], "-q", "1"]
+        for t, payload, retain in ((f"linewire/{d2}/cmd/touch/start", "{}", []),
+                                   (f"linewire/{d2}/status", "offline", ["-r"])):
+            subprocess.run([*as_d1, *retain, "-t", t, "-m", payload], check=True,
+                           capture_output=True, timeout=30)
         ctl = agents[d2].client()
         ctl.subscribe(f"linewire/{d2}/cmd/echo/last")
         assert ctl.run("echo").out == [f"secret of {d2}".encode()]  # admin may
         ctl.wait_payload(f"linewire/{d2}/cmd/echo/last", f"secret of {d2}")
         time.sleep(QUIET)
         assert not markers[d2].exists(), "pi-1's credentials started a command on pi-2"
+        assert own.connected
         assert own.snapshot(f"linewire/{d2}/#", since) == [], "pi-1 read pi-2's topics"
-        status = ctl.fresh_retained(f"linewire/{d2}/status")
-        assert [m.payload for m in status] == [b"online"], status
+        # A new subscriber (as admin) gets pi-2's true retained status.
+        fresh = Client(b.port, username="admin", password="pw-admin", name="fresh")
+        try:
+            fresh.subscribe(f"linewire/{d2}/status")
+            m = fresh.wait_msg(f"linewire/{d2}/status", what="pi-2's retained status")
+            assert m.payload == b"online", m
+        finally:
+            fresh.close()
         ctl.run("touch")
         assert markers[d2].exists()
     finally:

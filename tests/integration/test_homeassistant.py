@@ -150,7 +150,9 @@ def test_republished_when_home_assistant_comes_online(agent):
     c.assert_none(f"{HA}/#", duration=0.5, what="a config before HA's birth")
     since = c.mark()
     c.publish(f"{HA}/status", "online")
-    c.wait_msg(t, lambda m: m.payload, since, what="the button's config again")
+    every = {t, topic("sensor", a, "count"), topic("binary_sensor", a, "count")}
+    c.wait_for(lambda msgs: every <= {m.topic for m in msgs[since:] if m.payload},
+               what="every config again")
     # `offline` (HA's last will) asks for nothing.
     since = c.mark()
     c.publish(f"{HA}/status", "offline")
