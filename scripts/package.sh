@@ -28,8 +28,9 @@ dpkg-deb -x "$deb" "$contents"
 for p in linewired linewire; do
   echo "  /usr/bin/$p: $(stat -c %s "$contents/usr/bin/$p") bytes stripped"
 done
-dpkg-deb --contents "$deb" | grep -q ' ./etc/linewire/linewire.yaml$'
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/linewire/linewire.yaml
+# (grep reads everything: with -q it would end the pipe early, failing pipefail)
+[ -f "$contents/etc/linewire/linewire.yaml" ]
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -x /etc/linewire/linewire.yaml >/dev/null
 
 [ "$install" = --install ] || exit 0
 
@@ -40,7 +41,8 @@ dpkg -s linewire | grep -q '^Status: install ok installed'
 trap 'dpkg --purge linewire >/dev/null || true; rm -rf "$contents"' EXIT
 /usr/bin/linewired --version
 /usr/bin/linewire --help >/dev/null
-/usr/bin/linewired --check-config /etc/linewire/linewire.yaml
+/usr/bin/linewired --config /etc/linewire/linewire.yaml --check-config
+/usr/bin/linewired --check-config  # the default config is the installed one
 getent passwd linewire >/dev/null
 [ "$(stat -c %U:%a /var/lib/linewire)" = linewire:750 ]
 # The installed unit, against the real system (its ExecStart exists now).
@@ -53,6 +55,7 @@ if [ -n "$verify" ]; then
   echo "$verify"
   exit 1
 fi
+trap 'rm -rf "$contents"' EXIT
 dpkg --purge linewire >/dev/null
 [ ! -e /usr/bin/linewired ] && [ ! -e /etc/linewire/linewire.yaml ]
 echo "package: installed, checked and purged"
