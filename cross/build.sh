@@ -63,13 +63,13 @@ rc=0
   echo "cross/build.sh: a bad config gave exit $rc under qemu, not 2" >&2
   exit 1
 }
-"$qemu" "$build_dir/linewire" --help >/dev/null
+"$qemu" "$build_dir/cli/linewire" --help >/dev/null
 "$qemu" "$build_dir/tests/unit/linewire_unit_tests"
 
 step "stripped sizes ($arch)"
-for p in linewired linewire; do
-  "$triplet-strip" -o "$build_dir/$p.stripped" "$build_dir/$p"
-  echo "  $p: $(stat -c %s "$build_dir/$p.stripped") bytes"
+for p in linewired cli/linewire; do
+  "$triplet-strip" -o "$build_dir/$(basename "$p").stripped" "$build_dir/$p"
+  echo "  $(basename "$p"): $(stat -c %s "$build_dir/$(basename "$p").stripped") bytes"
 done
 
 if [ "$package" = --package ]; then
