@@ -80,6 +80,7 @@ class Agent final : private RunHost {
   void set_observer(AgentObserver* observer) { observer_ = observer; }
 
   const config::Config& config() const { return config_; }
+  const std::string& version() const { return version_; }
 
   // SPEC §3. The command name must already be a valid name.
   std::variant<Started, Error> start(const std::string& command, StartRequest request,

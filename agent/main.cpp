@@ -2,15 +2,18 @@
 // until SIGTERM/SIGINT (SPEC §6, §7).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 
 #include "agent/agent.hpp"
+#include "agent/sd_notify.hpp"
 #include "config/load.hpp"
 #include "transports/mqtt/mqtt_transport.hpp"
 #include "transports/mqtt/name_claim.hpp"
@@ -101,12 +104,34 @@ int main(int argc, char** argv) {
           io, agent, websocket::options_from(agent.config()),
           [&transport] { return transport.broker_connected(); });
 
+    // systemd (Type=notify): ready once requests can reach us, and a watchdog fed by
+    // the event loop itself, so a wedged loop gets the agent restarted.
+    agent::sd::Notifier notifier;
+    transport.on_ready(
+        [&] { notifier.notify("READY=1\nSTATUS=connected to " + agent.config().broker.url); });
+    asio::steady_timer watchdog(io);
+    std::function<void()> feed_watchdog;
+    if (auto every = agent::sd::watchdog_interval(std::getenv("WATCHDOG_USEC"),
+                                                  std::getenv("WATCHDOG_PID"), getpid());
+        every && notifier.enabled()) {
+      feed_watchdog = [&, every = *every] {
+        notifier.notify("WATCHDOG=1");
+        watchdog.expires_after(every);
+        watchdog.async_wait([&](const boost::system::error_code& ec) {
+          if (!ec) feed_watchdog();
+        });
+      };
+      feed_watchdog();
+    }
+
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& ec, int sig) {
           if (ec) return;
           if (sig == SIGHUP) {
+            notifier.notify(agent::sd::reloading_message(agent::sd::monotonic_usec()));
             reload(agent);
+            notifier.notify("READY=1");
             signals.async_wait(on_signal);
             return;
           }
@@ -117,6 +142,7 @@ int main(int argc, char** argv) {
             std::_Exit(kExitRuntime);
           }
           spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+          notifier.notify("STOPPING=1");
           signals.async_wait(on_signal);
           if (listener) listener->stop();
           agent.shutdown([&] {

@@ -26,6 +26,10 @@ packages=(
   python3-websocket websocketd openssl chromium
   # the quick start's example config runs /usr/bin/uptime
   procps
+  # issue 6: systemd-analyze/sysusers/tmpfiles check the unit (no systemd as PID 1
+  # needed), dpkg-dev's dpkg-shlibdeps fills the .deb's Depends, openssl makes the
+  # mqtts example's certificates
+  systemd dpkg-dev openssl
 )
 
 missing=()

@@ -10,6 +10,9 @@
 #   CTEST_ARGS="..."       extra ctest arguments, e.g. CTEST_ARGS="-R unit:"
 #   LINEWIRE_ASAN=0        skip the ASan+UBSan build and its test run (default 1)
 #   LINEWIRE_FUZZ_SECONDS=N  seconds per fuzz target (default 30; 0 skips fuzzing)
+#   LINEWIRE_PACKAGE=0     skip building, installing (dpkg -i) and purging the .deb
+#   LINEWIRE_CROSS=0       skip the arm64 cross build run under qemu (default arm64;
+#                          "arm64 armhf" does both)
 #
 # The integration tests start their own mosquitto on free ports, so a system broker
 # on :1883 (which Debian's mosquitto package may start) does not matter.
@@ -86,6 +89,18 @@ if run_phase deps scripts/install-deps.sh &&
   run_phase configure configure &&
   run_phase build ninja -C "$build_dir"; then
   run_phase test run_tests
+  if [ "${LINEWIRE_PACKAGE:-1}" = 1 ]; then
+    run_phase package scripts/package.sh "$build_dir" --install
+  else
+    skip_phase package
+  fi
+  if [ "${LINEWIRE_CROSS:-arm64}" != 0 ]; then
+    for arch in ${LINEWIRE_CROSS:-arm64}; do
+      run_phase "cross-$arch" cross/build.sh "$arch" --package
+    done
+  else
+    skip_phase cross
+  fi
   if [ "${LINEWIRE_ASAN:-1}" = 1 ]; then
     if run_phase asan-conf configure_asan && run_phase asan-build ninja -C build-asan; then
       run_phase asan-test run_asan_tests
@@ -103,7 +118,7 @@ if run_phase deps scripts/install-deps.sh &&
   fi
 else
   # Whatever failed, the phases after it cannot run; say so in the summary.
-  for p in deps configure build test asan fuzz; do
+  for p in deps configure build test package cross asan fuzz; do
     printf '%s\n' "${summary[@]}" | grep -q "^$p " || skip_phase "$p"
   done
 fi

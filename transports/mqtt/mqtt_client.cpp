@@ -290,6 +290,29 @@ struct Client::Impl final : paho::callback,
     }
   };
 
+  // The SUBACKs of one subscribe() call: `done` runs on the io_context after the last.
+  struct SubscribeBatch {
+    std::atomic<std::size_t> left;
+    std::function<void()> done;
+  };
+  struct SubackListener final : paho::iaction_listener {
+    Impl* impl = nullptr;
+    void on_success(const paho::token& tok) override { settle(tok); }
+    void on_failure(const paho::token& tok) override {
+      spdlog::warn("mqtt: a subscription was refused (code {})", tok.get_return_code());
+      settle(tok);
+    }
+    void settle(const paho::token& tok) {
+      impl->suback(static_cast<SubscribeBatch*>(tok.get_user_context()));
+    }
+  };
+
+  void suback(SubscribeBatch* batch) {
+    if (--batch->left != 0) return;
+    post([done = std::move(batch->done)](Impl&) { done(); });
+    delete batch;
+  }
+
   asio::io_context& io;
   config::Broker broker;
   std::string will_topic;
@@ -312,12 +335,14 @@ struct Client::Impl final : paho::callback,
   std::unique_ptr<paho::async_client> client;
   paho::connect_options options;
   ConnectListener connect_listener;
+  SubackListener suback_listener;
 };
 
 Client::Client(asio::io_context& io, const config::Config& config, std::string will_topic,
                Handlers handlers)
     : impl_(std::make_shared<Impl>(io, config, std::move(will_topic), std::move(handlers))) {
   impl_->connect_listener.impl = impl_.get();
+  impl_->suback_listener.impl = impl_.get();
   impl_->client->set_callback(*impl_);
 }
 
@@ -325,17 +350,25 @@ Client::~Client() = default;
 
 void Client::start() { impl_->connect(); }
 
-void Client::subscribe(const std::vector<std::string>& filters) {
+void Client::subscribe(const std::vector<std::string>& filters, std::function<void()> done) {
   // Retain handling 0 and Retain As Published off (SPEC §3): a retained request
   // arrives flagged at every subscribe and is refused visibly.
   paho::subscribe_options opts(false, false, paho::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE);
+  // One more than the filters, settled below: `done` never runs before every filter
+  // was sent, even if the first SUBACKs arrive meanwhile.
+  auto* batch = done ? new Impl::SubscribeBatch{{filters.size() + 1}, std::move(done)} : nullptr;
   for (const auto& f : filters) {
     try {
-      impl_->client->subscribe(f, 1, opts);
+      if (batch)
+        impl_->client->subscribe(f, 1, batch, impl_->suback_listener, opts);
+      else
+        impl_->client->subscribe(f, 1, opts);
     } catch (const paho::exception& e) {
       spdlog::warn("mqtt: subscribe {} failed: {}", f, e.what());
+      if (batch) impl_->suback(batch);
     }
   }
+  if (batch) impl_->suback(batch);
 }
 
 void Client::unsubscribe(const std::vector<std::string>& filters) {

@@ -55,7 +55,8 @@ class Client {
 
   // Connects in the background; retries with back-off until the broker answers.
   void start();
-  void subscribe(const std::vector<std::string>& filters);
+  // `done` (optional) runs on the io_context once the broker answered every filter.
+  void subscribe(const std::vector<std::string>& filters, std::function<void()> done = {});
   void unsubscribe(const std::vector<std::string>& filters);
   void publish(const std::string& topic, std::string_view payload, const PublishOptions& o);
   // Publishes `payload` retained on `topic`, waits (bounded) until it and everything

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/verifier.hpp"
+#include "transports/mqtt/homeassistant.hpp"
 
 namespace linewire::mqtt {
 
@@ -90,7 +91,8 @@ Transport::Transport(asio::io_context& io, agent::Agent& agent)
                                [this](Message m) { on_message(std::move(m)); },
                                [this] { agent_.resume_output(); }}),
       last_(std::make_unique<LastLines>()),
-      verifier_(std::make_unique<agent::Verifier>(config_)) {
+      verifier_(std::make_unique<agent::Verifier>(config_)),
+      discovery_published_(homeassistant::load_published(config_.state_dir)) {
   out_.qos = config_.qos;
   retained_.qos = config_.qos;
   retained_.retain = true;
@@ -115,16 +117,36 @@ std::vector<std::string> Transport::filters() const {
       topics_.device_filter("cmd", "switch"), topics_.device_filter("run", "in"),
       topics_.device_filter("run", "eof"),    topics_.device_filter("run", "signal")};
   for (const auto& g : config_.groups) f.push_back(topics_.group_filter(g));
+  if (config_.homeassistant.discovery) f.push_back(homeassistant::status_topic(config_));
   return f;
 }
 
 void Transport::on_connected() {
   spdlog::info("mqtt: connected to {}", config_.broker.url);
   // A clean session forgets subscriptions: subscribe on every connect.
-  client_.subscribe(filters());
+  client_.subscribe(filters(), [this] {
+    if (ready_) ready_();
+  });
   client_.publish(topics_.status(), "online", retained_);
   client_.publish(topics_.info(), agent_.info_document(), retained_);
   publish_running();
+  publish_discovery();
+}
+
+// Every discovery config again, and an empty retained message for each one published
+// before (also by an earlier agent process, see state_dir) that the config no longer has.
+void Transport::publish_discovery() {
+  auto documents = homeassistant::documents(config_, agent_.version());
+  for (const auto& topic : homeassistant::stale(discovery_published_, documents))
+    client_.publish(topic, "", retained_);
+  std::set<std::string> published;
+  for (const auto& d : documents) {
+    client_.publish(d.topic, d.payload, retained_);
+    published.insert(d.topic);
+  }
+  if (published == discovery_published_) return;
+  discovery_published_ = std::move(published);
+  homeassistant::save_published(config_.state_dir, discovery_published_);
 }
 
 void Transport::publish_running() {
@@ -138,15 +160,26 @@ void Transport::on_reconfigured(const config::Config& previous) {
   for (const auto& g : previous.groups)
     if (std::find(config_.groups.begin(), config_.groups.end(), g) == config_.groups.end())
       gone.push_back(topics_.group_filter(g));
+  if (previous.homeassistant.discovery &&
+      (!config_.homeassistant.discovery ||
+       previous.homeassistant.prefix != config_.homeassistant.prefix))
+    gone.push_back(homeassistant::status_topic(previous));
   client_.unsubscribe(gone);
   client_.subscribe(filters());  // subscribing again to a filter only replaces it
   publish_running();
   verifier_->reconfigure(config_);
+  publish_discovery();
 }
 
 // ---- requests ----
 
 void Transport::on_message(Message m) {
+  // Home Assistant came (back) online and forgot its entities. A retained `online`
+  // only arrives right after our subscribe, when the configs were just published.
+  if (config_.homeassistant.discovery && m.topic == homeassistant::status_topic(config_)) {
+    if (m.payload == "online" && !m.retained) publish_discovery();
+    return;
+  }
   auto t = topics_.parse(m.topic);
   if (!t) return;  // not a request topic (cannot happen with our filters)
   Reply reply;

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "agent/agent.hpp"
@@ -33,6 +34,9 @@ class Transport final : private agent::AgentObserver {
   void stop(std::function<void()> done);
 
   bool broker_connected() const { return client_.connected(); }
+  // Called after each (re)connect once the broker acknowledged every subscription:
+  // from then on requests reach the agent (systemd's READY=1).
+  void on_ready(std::function<void()> ready) { ready_ = std::move(ready); }
 
  private:
   struct Reply;
@@ -60,6 +64,7 @@ class Transport final : private agent::AgentObserver {
   void publish_state(const std::string& run, const std::string& document);
   std::vector<std::string> filters() const;
   void publish_running();
+  void publish_discovery();
 
   boost::asio::io_context& io_;
   agent::Agent& agent_;
@@ -70,6 +75,8 @@ class Transport final : private agent::AgentObserver {
   Client client_;
   std::unique_ptr<LastLines> last_;
   std::unique_ptr<agent::Verifier> verifier_;  // signed requests (SPEC §11)
+  std::function<void()> ready_;
+  std::set<std::string> discovery_published_;  // Home Assistant config topics (SPEC §9)
 };
 
 }  // namespace linewire::mqtt
