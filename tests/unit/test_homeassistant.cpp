@@ -183,16 +183,16 @@ TEST_CASE("a command's entity keys go to its component, typed as HA wants them",
 TEST_CASE("HA cannot sign: controls only for commands that accept unsigned requests", "[ha]") {
   cfg::Config c;
   cfg::Command open;
-  CHECK(agent::accepts_unsigned(c, open));
+  CHECK(linewire::agent::accepts_unsigned(c, open));
   cfg::Command keyed;
   keyed.keys = {"alice"};
-  CHECK_FALSE(agent::accepts_unsigned(c, keyed));
+  CHECK_FALSE(linewire::agent::accepts_unsigned(c, keyed));
   keyed.unsigned_ok = true;  // `keys` always wants a signature
-  CHECK_FALSE(agent::accepts_unsigned(c, keyed));
+  CHECK_FALSE(linewire::agent::accepts_unsigned(c, keyed));
   c.auth.require = true;
-  CHECK_FALSE(agent::accepts_unsigned(c, open));
+  CHECK_FALSE(linewire::agent::accepts_unsigned(c, open));
   open.unsigned_ok = true;
-  CHECK(agent::accepts_unsigned(c, open));
+  CHECK(linewire::agent::accepts_unsigned(c, open));
 
   c.device = "pi-1";
   c.homeassistant.discovery = true;
