@@ -67,10 +67,21 @@ int main(int argc, char** argv) {
   std::string log_level;
   app.add_option("-c,--config", config_path, "configuration file")->capture_default_str();
   app.add_flag("--check-config", check_only, "validate the configuration and exit (0 or 2)");
+  // `linewired --check-config FILE` reads as it is meant (the issue's own example).
+  std::string config_file;
+  app.add_option("config_file", config_file, "configuration file, as --config");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (overrides log_level)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.set_version_flag("--version", "linewired " LINEWIRE_VERSION);
   CLI11_PARSE(app, argc, argv);
+  if (!config_file.empty()) {
+    if (app.count("--config") != 0 && config_file != config_path) {
+      std::cerr << "two configuration files given: " << config_path << " and " << config_file
+                << "\n";
+      return kExitConfig;
+    }
+    config_path = config_file;
+  }
 
   auto loaded = config::load_file(config_path);
   if (!loaded.problems.empty()) {

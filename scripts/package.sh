@@ -43,6 +43,7 @@ trap 'dpkg --purge linewire >/dev/null || true; rm -rf "$contents"' EXIT
 /usr/bin/linewire --help >/dev/null
 /usr/bin/linewired --config /etc/linewire/linewire.yaml --check-config
 /usr/bin/linewired --check-config  # the default config is the installed one
+/usr/bin/linewired --check-config /etc/linewire/linewire.yaml
 getent passwd linewire >/dev/null
 [ "$(stat -c %U:%a /var/lib/linewire)" = linewire:750 ]
 # The installed unit, against the real system (its ExecStart exists now).

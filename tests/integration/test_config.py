@@ -104,6 +104,23 @@ def test_check_config_accepts_a_valid_config(tmp_path):
     assert problems(r, path) == []
 
 
+def test_check_config_takes_the_file_as_its_argument(tmp_path):
+    """`linewired --check-config FILE` checks FILE (no --config needed); a second, different
+    file given with --config is refused rather than one of them silently ignored."""
+    (tmp_path / "password").write_text("secret\n")
+    path = write(tmp_path, FULL_VALID)
+    r = subprocess.run([LINEWIRED, "--check-config", str(path)], capture_output=True, text=True,
+                       timeout=20 * SLOWDOWN)
+    assert r.returncode == 0 and str(path) in r.stdout, r.stderr
+    bad = write(tmp_path, "device: [\n", name="bad.yaml")
+    r = subprocess.run([LINEWIRED, "--check-config", str(bad)], capture_output=True, text=True,
+                       timeout=20 * SLOWDOWN)
+    assert r.returncode == 2 and "bad.yaml" in r.stderr, r.stderr
+    r = subprocess.run([LINEWIRED, "--config", str(bad), "--check-config", str(path)],
+                       capture_output=True, text=True, timeout=20 * SLOWDOWN)
+    assert r.returncode == 2 and "two configuration files" in r.stderr, r.stderr
+
+
 def test_check_config_accepts_mqtt_311(tmp_path):
     path = write(tmp_path, """
         device: d1
