@@ -6,7 +6,6 @@ the other, both ways; one `--group` fan-out spans both; presence, retained state
 line; a group request that reaches the devices twice (two bridge paths) runs once."""
 
 import json
-import re
 import os
 import socket
 import subprocess
@@ -217,8 +216,12 @@ def test_ls_presence_and_last_cross_the_bridge(bridged):
 def cut_mid_run(f, url, device):
     """Runs `paced` on `device` through the client on `url`, cutting the bridge for 3 s
     once the first line has crossed. Returns (status, stdout lines, stderr)."""
+    # Unbuffered: communicate() below reads the pipe's fd directly, so whatever a buffered
+    # readline() had read beyond the first line would be lost to the test (it was: a
+    # "missing" line 2 that the client had printed).
     proc = subprocess.Popen([LINEWIRE, "--broker", url, "--prefix", PREFIX, "run", "--no-stdin",
-                             device, "paced"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             device, "paced"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            bufsize=0)
     first = proc.stdout.readline()
     assert first == b"1\n", proc.stderr.read()
     cuts = f.proxy.cuts
@@ -251,10 +254,7 @@ def test_bridge_cut_losing_lines_is_reported(bridged):
     assert numbers == sorted(set(numbers)) and numbers[-1] == 300, err
     missing = 300 - len(numbers)
     if missing:
-        # Seen once under load: the client reported 214 lost where its stdout lacked 215
-        # (undiagnosed); its count may be one short, never silent.
-        said = re.search(rb"(\d+) of 300 stdout line\(s\) did not arrive", err)
-        assert said and abs(int(said.group(1)) - missing) <= 1, (missing, err)
+        assert f"{missing} of 300 stdout line(s) did not arrive".encode() in err, err
     else:
         assert b"did not arrive" not in err, err
     print(f"\nbridge cut, lines entering through the bridge's subscription: {missing} lost")
