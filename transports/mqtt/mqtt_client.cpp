@@ -8,11 +8,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <random>
 #include <thread>
+
+#include "transports/mqtt/broker_login.hpp"
 
 namespace linewire::mqtt {
 
@@ -31,20 +32,6 @@ constexpr std::uint64_t kMessageOverhead = 256;
 // output waits in our own queue (bounded by limits.buffer) and is handed over as
 // Paho completes what it has.
 constexpr std::size_t kPahoWindow = 16;
-
-std::string read_password(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read broker.password_file " + path);
-  std::string password;
-  std::getline(in, password);
-  if (!password.empty() && password.back() == '\r') password.pop_back();
-  return password;
-}
-
-bool tls_scheme(const std::string& url) {
-  return url.rfind("mqtts://", 0) == 0 || url.rfind("ssl://", 0) == 0 ||
-         url.rfind("wss://", 0) == 0;
-}
 
 }  // namespace
 
@@ -80,19 +67,7 @@ struct Client::Impl final : paho::callback,
       builder.clean_start(!broker.session_expiry);
     else
       builder.clean_session(!broker.session_expiry);
-    if (!broker.username.empty()) builder.user_name(broker.username);
-    if (!broker.password_file.empty()) builder.password(read_password(broker.password_file));
-    if (broker.tls || tls_scheme(broker.url)) {
-      paho::ssl_options_builder ssl;
-      ssl.enable_server_cert_auth(true).verify(true);
-      if (broker.tls) {
-        if (!broker.tls->ca_file.empty()) ssl.trust_store(broker.tls->ca_file);
-        if (!broker.tls->cert_file.empty()) ssl.key_store(broker.tls->cert_file);
-        if (!broker.tls->key_file.empty()) ssl.private_key(broker.tls->key_file);
-      }
-      ssl.error_handler([](const std::string& msg) { spdlog::warn("mqtt tls: {}", msg); });
-      builder.ssl(ssl.finalize());
-    }
+    apply_login(builder, broker);
     options = builder.finalize();
     // Set on the final object: Paho C++ 1.2 copies connect_options with the C struct
     // still pointing at the builder's properties (a crash in MQTTAsync_connect).

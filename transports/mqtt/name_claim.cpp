@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "transports/mqtt/broker_login.hpp"
+
 namespace linewire::mqtt {
 
 namespace paho = ::mqtt;
@@ -47,26 +49,7 @@ paho::connect_options options(const config::Broker& b, bool v5) {
     builder.clean_start(true);
   else
     builder.clean_session(true);
-  if (!b.username.empty()) builder.user_name(b.username);
-  if (!b.password_file.empty()) {
-    std::ifstream in(b.password_file);
-    std::string password;
-    std::getline(in, password);
-    if (!password.empty() && password.back() == '\r') password.pop_back();
-    builder.password(password);
-  }
-  const bool tls = b.url.rfind("mqtts://", 0) == 0 || b.url.rfind("ssl://", 0) == 0 ||
-                   b.url.rfind("wss://", 0) == 0;
-  if (b.tls || tls) {
-    paho::ssl_options_builder ssl;
-    ssl.enable_server_cert_auth(true).verify(true);
-    if (b.tls) {
-      if (!b.tls->ca_file.empty()) ssl.trust_store(b.tls->ca_file);
-      if (!b.tls->cert_file.empty()) ssl.key_store(b.tls->cert_file);
-      if (!b.tls->key_file.empty()) ssl.private_key(b.tls->key_file);
-    }
-    builder.ssl(ssl.finalize());
-  }
+  apply_login(builder, b);
   return builder.finalize();
 }
 
