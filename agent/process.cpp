@@ -747,6 +747,11 @@ std::unique_ptr<Process> Process::spawn(asio::io_context& io, const ProcessSpec&
   const pid_t pid =
       (creds.uid || creds.gid || low_fd) ? fork_exec(plan, ec) : posix_spawn_exec(plan, ec);
   if (pid < 0) return nullptr;
+  // Both launches return after the child's exec, its own group already set; setting it
+  // here too (EACCES once it has exec'd) covers an emulator that does not wait for the
+  // exec (qemu-user runs CLONE_VFORK as a plain fork), so that signal_group() right
+  // after spawn() still reaches it.
+  ::setpgid(pid, pid);
   // Our copies of the child's ends must go, or the pipes would never reach end of file.
   in.read.reset();
   out.write.reset();

@@ -64,7 +64,11 @@ rc=0
   exit 1
 }
 "$qemu" "$build_dir/cli/linewire" --help >/dev/null
-"$qemu" "$build_dir/tests/unit/linewire_unit_tests"
+# Not the [process] cases: qemu-user turns posix_spawn's clone(CLONE_VM|CLONE_VFORK)
+# into a plain fork, so the parent no longer waits for the exec and cannot see it fail
+# (a missing program "starts", then exits 127). They run natively in CI; here they
+# would test qemu (issue 6 asks for the non-forking unit tests under qemu).
+"$qemu" "$build_dir/tests/unit/linewire_unit_tests" "~[process]"
 
 step "stripped sizes ($arch)"
 for p in linewired cli/linewire; do
