@@ -73,6 +73,11 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error (overrides log_level)")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   app.set_version_flag("--version", "linewired " LINEWIRE_VERSION);
+  app.footer(
+      "\nwebsocketd drop-in mode, without a config file:\n"
+      "  linewired --port=PORT [--address=ADDR] [--staticdir=DIR] [--maxforks=N] PROGRAM "
+      "[ARGS...]\n"
+      "  (websocketd's own flags: see the README, \"Coming from websocketd\")");
   CLI11_PARSE(app, argc, argv);
   if (!config_file.empty()) {
     if (app.count("--config") != 0 && config_file != config_path) {

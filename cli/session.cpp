@@ -47,7 +47,16 @@ void handle_other(const Event& e) {
 }  // namespace
 
 std::vector<Incoming> collect_retained(Connection& c, const std::vector<std::string>& filters) {
-  c.subscribe(filters);
+  // The broker queues a subscription's retained messages when it confirms it, ahead
+  // of anything published after: a message of our own, published once every filter
+  // is confirmed, comes back after the last of them (all QoS 1, one queue). Waiting
+  // for it instead of for kQuiet took ~300 ms off `ls` and `run --all`.
+  static unsigned collected = 0;
+  const std::string marker = c.reply_topic() + "/retained-end/" + std::to_string(++collected);
+  auto with_marker = filters;
+  with_marker.push_back(marker);
+  c.subscribe(with_marker);
+  c.publish(marker, "");
   std::vector<Incoming> got;
   const auto end = Clock::now() + kCollectMax;
   auto quiet_until = Clock::now() + kQuiet;
@@ -58,6 +67,7 @@ std::vector<Incoming> collect_retained(Connection& c, const std::vector<std::str
       handle_other(*e);
       continue;
     }
+    if (e->message.topic == marker) break;
     got.push_back(std::move(e->message));
     quiet_until = Clock::now() + kQuiet;
   }

@@ -26,8 +26,9 @@ std::chrono::steady_clock::duration seconds(double s);
 
 // How long the retained status of one device may take to arrive.
 inline constexpr std::chrono::seconds kStatusWait{2};
-// Collecting retained messages under a wildcard: done once nothing new came for
-// kQuiet (counted from the subscription), and never later than kCollectMax.
+// Collecting retained messages under a wildcard: done when the client's own marker
+// message comes back after them (see collect_retained); where it does not (a broker
+// ACL refusing it), once nothing new came for kQuiet, and never later than kCollectMax.
 inline constexpr std::chrono::milliseconds kQuiet{300};
 inline constexpr std::chrono::seconds kCollectMax{2};
 
@@ -41,8 +42,8 @@ Connection& open_connection(const Context& ctx, bool streams);
 // second added to every `linewire run` for memory the kernel frees anyway.
 [[noreturn]] void leave(int status);
 
-// Subscribes to `filters`, then collects what arrives until kQuiet passes with
-// nothing new or kCollectMax passes. Throws Interrupted on Ctrl-C.
+// Subscribes to `filters`, then collects what arrives until the marker comes back,
+// kQuiet passes with nothing new, or kCollectMax passes. Throws Interrupted on Ctrl-C.
 std::vector<Incoming> collect_retained(Connection& c, const std::vector<std::string>& filters);
 
 // Waits up to kStatusWait for a message on `topic` (a device's status); whatever else

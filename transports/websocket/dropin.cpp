@@ -132,27 +132,30 @@ bool is_dropin(int argc, char** argv) {
 int run_dropin(int argc, char** argv, const std::string& version) {
   std::string error;
   auto parsed = parse(argc, argv, error);
-  std::optional<int> port, maxforks, closems;
+  // Plain ints, each set once its flag is known good (a chain of optionals here made
+  // GCC's -Os flow analysis warn of a maybe-uninitialized read).
+  int port = 0, maxforks = 0, closems = 0;
+  bool ok = false;
   if (parsed) {
     const auto& f = parsed->flags;
-    port = number(f, "port", 0, error);
-    if (port && (*port == 0 || *port > 65535)) {
+    auto p = number(f, "port", 0, error);
+    auto m = p ? number(f, "maxforks", 0, error) : std::nullopt;
+    auto c = m ? number(f, "closems", 0, error) : std::nullopt;
+    if (p && (*p == 0 || *p > 65535))
       error = "--port must be 1 to 65535";
-      port.reset();
-    }
-    if (port) maxforks = number(f, "maxforks", 0, error);
-    if (maxforks) closems = number(f, "closems", 0, error);
-    if (closems && parsed->program.empty()) {
+    else if (p && m && c && parsed->program.empty())
       error = "no PROGRAM to serve";
-      closems.reset();
-    }
-    if (closems && f.count("ssl") && truthy(f.at("ssl")) &&
-        (!f.count("sslcert") || !f.count("sslkey"))) {
+    else if (p && m && c && f.count("ssl") && truthy(f.at("ssl")) &&
+             (!f.count("sslcert") || !f.count("sslkey")))
       error = "--ssl needs --sslcert and --sslkey";
-      closems.reset();
+    else if (p && m && c) {
+      ok = true;
+      port = *p;
+      maxforks = *m;
+      closems = *c;
     }
   }
-  if (!closems) {
+  if (!ok) {
     std::cerr << "linewired: " << error << "\n" << kUsage;
     return 2;
   }
@@ -174,23 +177,23 @@ int run_dropin(int argc, char** argv, const std::string& version) {
   cmd.mqtt = false;
   cmd.websocket = true;
   cmd.stderr_mode = config::StderrMode::log;  // websocketd logs stderr too
-  cmd.max_instances = *maxforks;
-  if (*closems > 0) cmd.kill_grace = std::chrono::milliseconds(*closems);
+  cmd.max_instances = maxforks;
+  if (closems > 0) cmd.kill_grace = std::chrono::milliseconds(closems);
   if (auto it = f.find("passenv"); it != f.end())
     for (const auto& name : split_commas(it->second))
       if (const char* v = std::getenv(name.c_str())) cmd.env[name] = v;
   cfg.commands.push_back(cmd);
-  cfg.limits.max_runs = *maxforks > 0 ? *maxforks : 1 << 20;
+  cfg.limits.max_runs = maxforks > 0 ? maxforks : 1 << 20;
   cfg.device = "websocketd";
 
   Options options;
   // SPEC §8 binds to loopback unless told otherwise (websocketd binds every address).
   options.address = f.count("address") ? f.at("address") : "127.0.0.1";
-  options.port = static_cast<unsigned short>(*port);
+  options.port = static_cast<unsigned short>(port);
   options.static_dir = f.count("staticdir") ? f.at("staticdir") : "";
   if (f.count("origin")) options.allowed_origins = split_commas(f.at("origin"));
   options.any_origin = !(f.count("sameorigin") && truthy(f.at("sameorigin")));
-  options.max_connections = *maxforks > 0 ? *maxforks : 1 << 20;
+  options.max_connections = maxforks > 0 ? maxforks : 1 << 20;
   options.only_command = cmd.name;
   if (f.count("ssl") && truthy(f.at("ssl"))) {
     options.cert_file = f.at("sslcert");

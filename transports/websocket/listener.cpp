@@ -8,9 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -19,6 +17,7 @@
 #include <stdexcept>
 
 #include "agent/names.hpp"
+#include "transports/websocket/any_stream.hpp"
 #include "transports/websocket/http_util.hpp"
 
 namespace linewire::websocket {
@@ -122,8 +121,7 @@ struct Listener::Impl : std::enable_shared_from_this<Impl> {
         retry(io_) {}
 
   void accept();
-  template <class Stream>
-  void serve(Stream stream, tcp::endpoint remote);
+  void serve(AnyStream stream, tcp::endpoint remote);
 
   asio::io_context& io;
   agent::Agent* agent;  // null once the Listener is gone: sessions may outlive it
@@ -142,12 +140,11 @@ struct Listener::Impl : std::enable_shared_from_this<Impl> {
 // One WebSocket connection piped to one run: the run's primary (it started the run:
 // its frames are stdin, its backlog holds the child back, its leaving kills the run)
 // or a viewer (output only; dropped when too far behind).
-template <class Stream>
-class WsSession final : public std::enable_shared_from_this<WsSession<Stream>>,
+class WsSession final : public std::enable_shared_from_this<WsSession>,
                         public agent::RunSink,
                         public Live {
  public:
-  WsSession(std::shared_ptr<Listener::Impl> impl, Stream&& stream, std::string run, bool primary)
+  WsSession(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run, bool primary)
       : impl_(std::move(impl)),
         ws_(std::move(stream)),
         run_(std::move(run)),
@@ -219,7 +216,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession<Stream>>,
     attached_ = false;
     ended_ = true;
     error_code ignored;
-    beast::get_lowest_layer(ws_).socket().close(ignored);
+    ws_.next_layer().socket().close(ignored);
     keep_.reset();  // may destroy this: nothing after
   }
 
@@ -238,7 +235,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession<Stream>>,
     timer_.async_wait([weak = this->weak_from_this()](error_code ec) {
       if (auto self = weak.lock(); self && !ec) {
         error_code ignored;
-        beast::get_lowest_layer(self->ws_).socket().close(ignored);
+        self->ws_.next_layer().socket().close(ignored);
       }
     });
     flush();
@@ -303,7 +300,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession<Stream>>,
   }
 
   std::shared_ptr<Listener::Impl> impl_;
-  ws::stream<Stream> ws_;
+  ws::stream<AnyStream> ws_;
   std::string run_;
   bool primary_;
   asio::steady_timer timer_;
@@ -322,35 +319,31 @@ class WsSession final : public std::enable_shared_from_this<WsSession<Stream>>,
 };
 
 // One HTTP connection until it upgrades or closes: routing (SPEC §8).
-template <class Stream>
-class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream>> {
+class HttpSession final : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(std::shared_ptr<Listener::Impl> impl, Stream stream, tcp::endpoint remote)
-      : impl_(std::move(impl)), stream_(std::move(stream)), remote_(std::move(remote)) {
+  HttpSession(std::shared_ptr<Listener::Impl> impl, AnyStream stream, tcp::endpoint remote)
+      : impl_(std::move(impl)),
+        stream_(std::move(stream)),
+        remote_(std::move(remote)),
+        tls_(stream_.is_tls()) {
     ++impl_->http_sessions;
   }
   ~HttpSession() { --impl_->http_sessions; }
 
   void run() {
-    if constexpr (tls) {
-      beast::get_lowest_layer(stream_).expires_after(kRequestTimeout);
-      stream_.async_handshake(ssl::stream_base::server,
-                              [self = this->shared_from_this()](error_code ec) {
-                                if (!ec) self->read();
-                              });
-    } else {
-      read();
-    }
+    if (!tls_) return read();
+    stream_.expires_after(kRequestTimeout);
+    stream_.async_handshake([self = this->shared_from_this()](error_code ec) {
+      if (!ec) self->read();
+    });
   }
 
  private:
-  static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
-
   void read() {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
     parser_->body_limit(0);
-    beast::get_lowest_layer(stream_).expires_after(kRequestTimeout);
+    stream_.expires_after(kRequestTimeout);
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](error_code ec, std::size_t) {
                        if (ec) return;  // closed, timed out, or not HTTP: just close
@@ -361,7 +354,7 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
   void route(Request req) {
     if (!impl_->agent) return;
     if (ws::is_upgrade(req)) {
-      beast::get_lowest_layer(stream_).expires_never();
+      stream_.expires_never();
       upgrade(std::move(req));
       return;
     }
@@ -399,7 +392,7 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
     const auto& o = impl_->options;
     std::string_view origin = req[http::field::origin];
     if (!o.allowed_origins.empty()) return origin_allowed(origin, o.allowed_origins);
-    return o.any_origin || same_origin(origin, req[http::field::host], tls);
+    return o.any_origin || same_origin(origin, req[http::field::host], tls_);
   }
 
   bool token_ok(const Request& req, const std::vector<std::pair<std::string, std::string>>& query) {
@@ -446,7 +439,7 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
     info.host = std::string(req[http::field::host]);
     info.method = std::string(req.method_string());
     info.target = std::string(req.target());
-    info.tls = tls;
+    info.tls = tls_;
     info.server_software = "linewired";
     info.unique_id = unique_id();
     info.script_name = o.only_command ? "/" : "/" + command;
@@ -466,15 +459,14 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
     const auto& started = std::get<agent::Started>(result);
     spdlog::info("websocket {}:{} {}: run {}", info.remote_addr, info.remote_port, info.target,
                  started.run);
-    auto session =
-        std::make_shared<WsSession<Stream>>(impl_, std::move(stream_), started.run, true);
+    auto session = std::make_shared<WsSession>(impl_, std::move(stream_), started.run, true);
     if (session->attach()) session->accept(std::move(req));
   }
 
   void view(const std::string& run, Request req) {
     if (!impl_->agent->has_run(run))
       return send(text(req, http::status::not_found, "404 Not Found: no such run\n"));
-    auto session = std::make_shared<WsSession<Stream>>(impl_, std::move(stream_), run, false);
+    auto session = std::make_shared<WsSession>(impl_, std::move(stream_), run, false);
     if (session->attach()) session->accept(std::move(req));
   }
 
@@ -516,7 +508,7 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
   template <class Body>
   void send(http::response<Body> res) {
     bool keep_alive = res.keep_alive();
-    beast::get_lowest_layer(stream_).expires_after(kRequestTimeout);
+    stream_.expires_after(kRequestTimeout);
     beast::async_write(stream_, http::message_generator(std::move(res)),
                        [self = this->shared_from_this(), keep_alive](error_code ec, std::size_t) {
                          if (ec) return;
@@ -526,25 +518,19 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession<Stream
   }
 
   void shutdown() {
-    if constexpr (tls) {
-      stream_.async_shutdown([self = this->shared_from_this()](error_code) {});
-    } else {
-      error_code ignored;
-      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    }
+    stream_.async_shutdown([self = this->shared_from_this()](error_code) {});
   }
 
   std::shared_ptr<Listener::Impl> impl_;
-  Stream stream_;
+  AnyStream stream_;
   tcp::endpoint remote_;
+  bool tls_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
 };
 
-template <class Stream>
-void Listener::Impl::serve(Stream stream, tcp::endpoint remote) {
-  std::make_shared<HttpSession<Stream>>(shared_from_this(), std::move(stream), std::move(remote))
-      ->run();
+void Listener::Impl::serve(AnyStream stream, tcp::endpoint remote) {
+  std::make_shared<HttpSession>(shared_from_this(), std::move(stream), std::move(remote))->run();
 }
 
 void Listener::Impl::accept() {
@@ -566,12 +552,9 @@ void Listener::Impl::accept() {
       error_code ignored;
       auto remote = socket.remote_endpoint(ignored);
       socket.set_option(tcp::no_delay(true), ignored);
-      if (self->tls)
-        self->serve(
-            beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *self->tls),
-            remote);
-      else
-        self->serve(beast::tcp_stream(std::move(socket)), remote);
+      self->serve(self->tls ? AnyStream::tls(std::move(socket), *self->tls)
+                            : AnyStream::plain(std::move(socket)),
+                  remote);
     }
     self->accept();
   });
