@@ -28,6 +28,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import paho.mqtt.client as mqtt  # noqa: E402
 import websocket  # noqa: E402  (Debian's python3-websocket: websocket-client)
 from harness import Agent, Broker, free_port, port_open, unique  # noqa: E402
+from procfs import children, cpu_seconds, status  # noqa: E402
 
 LINEWIRED = os.environ.get("LINEWIRED", os.path.join(HERE, "..", "build-bench", "linewired"))
 WEBSOCKETD = "/usr/bin/websocketd"
@@ -35,24 +36,6 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def status(pid):
-    """VmRSS and RssAnon of a process, in bytes."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "RssAnon", "VmHWM"):
-                out[key] = int(rest.split()[0]) * 1024
-    return out
-
-
-def cpu_seconds(pid):
-    """User + system CPU seconds of a process (not its children)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Peak(threading.Thread):
@@ -278,14 +261,14 @@ def bench_throughput(ctx, rows):
             sub = timed_sub(ctx, f"{a.base}/run/{rid}/out", n, qos)
             time.sleep(0.5)
             peak = Peak(a.pid)
-            cpu0 = cpu_seconds(a.pid)
+            cpu0 = cpu_seconds([a.pid])
             t0 = time.monotonic()
             subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(ctx.broker.port),
                             "-q", "1", "-t", f"{a.base}/cmd/seq/start", "-m",
                             json.dumps({"id": rid})], check=True, timeout=10)
             wait_exit(sub, 600)
             rate = n / (time.monotonic() - t0)
-            cpu = cpu_seconds(a.pid) - cpu0
+            cpu = cpu_seconds([a.pid]) - cpu0
             streaming_peak = {k: max(v, peak.finish()[k]) for k, v in streaming_peak.items()}
         finally:
             a.teardown()
@@ -393,14 +376,6 @@ def bench_memory(ctx, rows):
                      f"{mib(ls['RssAnon'])} / {mib(ws_['RssAnon'])}", both(ls, ws_)))
 
 
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return f.read().split()
-    except OSError:
-        return []
-
-
 def bench_concurrency(ctx, rows):
     """1,000 concurrent runs of `sleep 1; echo done`: all complete, time to the last
     final state, the agent's CPU seconds."""
@@ -414,13 +389,13 @@ def bench_concurrency(ctx, rows):
     sub = Subscriber(ctx.broker.port, [f"{a.base}/run/+/state"])
     try:
         ids = [unique("c") for _ in range(n)]
-        cpu0 = cpu_seconds(a.pid)
+        cpu0 = cpu_seconds([a.pid])
         t0 = time.monotonic()
         for rid in ids:
             sub.publish(f"{a.base}/cmd/s/start", json.dumps({"id": rid}))
         sub.wait(lambda: len(sub.finals) >= n, 120)
         took = time.monotonic() - t0
-        cpu = cpu_seconds(a.pid) - cpu0
+        cpu = cpu_seconds([a.pid]) - cpu0
         ok = sum(1 for f in sub.finals.values() if f.get("exit_code") == 0 and f.get("lines") == 1)
     finally:
         sub.close()

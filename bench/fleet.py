@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 from fleet import LINEWIRE, Fleet, lw  # noqa: E402
 from harness import Broker, Client  # noqa: E402
+from procfs import cpu_seconds  # noqa: E402
 
 
 def kib(pid, path, key):
@@ -68,20 +69,6 @@ class SysCounters:
 def pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
-
-
-def cpu_seconds(pids):
-    """User+system CPU time of `pids` (their own, not their children's)."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def fanout_times(url, prefix, n, repeat, broker_pid, agent_pids):

@@ -14,13 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/install-deps.sh
 # What only the benchmarks use.
-need=()
-for pkg in websocketd python3-websocket binutils; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  SUDO=$([ "$(id -u)" -eq 0 ] || echo sudo)
-  $SUDO apt-get install -y --no-install-recommends "${need[@]}"
+. scripts/lib-apt.sh
+if missing_packages websocketd python3-websocket binutils; then
+  $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
 # Release at -O2, as cross/build.sh and Debian build: the binaries measured are the ones

@@ -69,11 +69,8 @@ class ManyRuns {
         on_message(e->message);
       } else if (e->kind == Event::Kind::interrupt) {
         done = on_interrupt(e->signal);
-      } else if (e->kind == Event::Kind::lost) {
-        note("connection to the broker lost; reconnecting");
-      } else if (e->kind == Event::Kind::reconnected) {
-        note("reconnected");
-        offline_.reconnected(Clock::now());
+      } else {
+        connection_changed(*e, offline_);
       }
       if (!done && out().broken()) {
         signal_running("TERM");
@@ -105,9 +102,7 @@ class ManyRuns {
     f.id = id_;
     f.args = o_.args;
     f.timeout_s = o_.timeout_s;
-    auto now = Clock::now();
-    reply_by_ = now + seconds(o_.wait_s);
-    if (o_.timeout_s) timeout_at_ = now + seconds(*o_.timeout_s) + kTimeoutSlack;
+    deadlines_.start(o_);
     if (o_.all) {
       for (const auto& [device, e] : fanout_.entries())
         requester_.start(agent::Topics(ctx_.prefix, device).command(o_.command, "start"), f,
@@ -119,20 +114,13 @@ class ManyRuns {
     }
   }
 
-  Clock::time_point deadline() const {
-    auto d = Clock::time_point::max();
-    if (!window_over_) d = std::min(d, reply_by_);
-    if (timeout_at_) d = std::min(d, *timeout_at_);
-    if (give_up_at_) d = std::min(d, *give_up_at_);
-    if (auto o = offline_.deadline()) d = std::min(d, *o);
-    return d;
-  }
+  Clock::time_point deadline() const { return deadlines_.next(!window_over_, offline_.deadline()); }
 
   std::optional<int> on_deadline() {
     auto now = Clock::now();
     for (const auto& device : offline_.expired(now))
       if (fanout_.went_offline(device)) note(device + " did not come back");
-    if (!window_over_ && now >= reply_by_) {
+    if (!window_over_ && deadlines_.reply_overdue(now)) {
       window_over_ = true;
       // A device that went offline before it could answer (killed as the request
       // arrived) is reported as offline, which says more than "no answer".
@@ -141,27 +129,15 @@ class ManyRuns {
           fanout_.went_offline(device);
       fanout_.reply_window_over();
     }
-    if (timeout_at_ && now >= *timeout_at_) {
-      timeout_at_.reset();
+    if (deadlines_.timeout_due(now)) {
       timed_out_ = true;
       fanout_.timed_out();
       note("timed out after " + json(*o_.timeout_s).dump() + " s; sending TERM");
       signal_running("TERM");
-      give_up(kAfterTimeout, kExitTimeout, "timed out");
+      deadlines_.give_up(kAfterTimeout, kExitTimeout, "timed out");
     }
-    if (give_up_at_ && now >= *give_up_at_) {
-      give_up_at_.reset();
-      fanout_.abandon(give_up_status_, give_up_note_);
-    }
+    if (auto g = deadlines_.give_up_due(now)) fanout_.abandon(g->status, g->note);
     return std::nullopt;
-  }
-
-  void give_up(std::chrono::seconds after, int status, std::string why) {
-    auto at = Clock::now() + after;
-    if (give_up_at_ && *give_up_at_ <= at) return;
-    give_up_at_ = at;
-    give_up_status_ = status;
-    give_up_note_ = std::move(why);
   }
 
   void on_message(const Incoming& m) {
@@ -254,7 +230,7 @@ class ManyRuns {
       note("sending KILL to every run (Ctrl-C again leaves at once)");
       sent_signal_ = "KILL";
       signal_running("KILL");
-      give_up(kAfterKill, kExitFailure, "no final state after KILL");
+      deadlines_.give_up(kAfterKill, kExitFailure, "no final state after KILL");
     } else {
       return 128 + SIGINT;
     }
@@ -290,11 +266,7 @@ class ManyRuns {
   bool window_over_ = false;
   bool timed_out_ = false;
   int interrupts_ = 0;
-  Clock::time_point reply_by_;
-  std::optional<Clock::time_point> timeout_at_;
-  std::optional<Clock::time_point> give_up_at_;
-  int give_up_status_ = kExitFailure;
-  std::string give_up_note_;
+  RunDeadlines deadlines_;
 };
 
 }  // namespace

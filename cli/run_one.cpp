@@ -53,11 +53,8 @@ class OneRun {
         done = on_message(e->message);
       } else if (e->kind == Event::Kind::interrupt) {
         done = on_interrupt(e->signal);
-      } else if (e->kind == Event::Kind::lost) {
-        note("connection to the broker lost; reconnecting");
-      } else if (e->kind == Event::Kind::reconnected) {
-        note("reconnected");
-        offline_.reconnected(Clock::now());
+      } else {
+        connection_changed(*e, offline_);
       }
       if (!done && out().broken()) {
         // Whoever read our stdout is gone (`| head -1`): the run's output has nowhere
@@ -76,20 +73,11 @@ class OneRun {
     f.id = id_;
     f.args = o_.args;
     f.timeout_s = o_.timeout_s;
-    started_at_ = Clock::now();
-    reply_by_ = started_at_ + seconds(o_.wait_s);
-    if (o_.timeout_s) timeout_at_ = started_at_ + seconds(*o_.timeout_s) + kTimeoutSlack;
+    deadlines_.start(o_);
     requester_.start(topics_.command(o_.command, "start"), std::move(f), correlation_);
   }
 
-  Clock::time_point deadline() const {
-    auto d = Clock::time_point::max();
-    if (!replied_) d = std::min(d, reply_by_);
-    if (timeout_at_) d = std::min(d, *timeout_at_);
-    if (give_up_at_) d = std::min(d, *give_up_at_);
-    if (auto o = offline_.deadline()) d = std::min(d, *o);
-    return d;
-  }
+  Clock::time_point deadline() const { return deadlines_.next(!replied_, offline_.deadline()); }
 
   std::optional<int> on_deadline() {
     auto now = Clock::now();
@@ -98,31 +86,22 @@ class OneRun {
            " s; the end of run " + id_ + " is unknown");
       return kExitFailure;
     }
-    if (give_up_at_ && now >= *give_up_at_) {
-      note(give_up_note_);
-      return give_up_status_;
+    if (auto g = deadlines_.give_up_due(now)) {
+      note(g->note);
+      return g->status;
     }
-    if (timeout_at_ && now >= *timeout_at_) {
-      timeout_at_.reset();
+    if (deadlines_.timeout_due(now)) {
       timed_out_ = true;
       note("timed out after " + json(*o_.timeout_s).dump() + " s; sending TERM to run " + id_);
       signal("TERM");
-      give_up(kAfterTimeout, kExitTimeout, "run " + id_ + " timed out");
+      deadlines_.give_up(kAfterTimeout, kExitTimeout, "run " + id_ + " timed out");
       return std::nullopt;
     }
-    if (!replied_ && now >= reply_by_) {
+    if (!replied_ && deadlines_.reply_overdue(now)) {
       note("no reply from " + o_.device + " within " + json(o_.wait_s).dump() + " s");
       return kExitFailure;
     }
     return std::nullopt;
-  }
-
-  void give_up(std::chrono::seconds after, int status, std::string why) {
-    auto at = Clock::now() + after;
-    if (give_up_at_ && *give_up_at_ <= at) return;
-    give_up_at_ = at;
-    give_up_status_ = status;
-    give_up_note_ = std::move(why);
   }
 
   std::optional<int> on_message(const Incoming& m) {
@@ -206,7 +185,8 @@ class OneRun {
     } else if (interrupts_ == 2) {
       note("sending KILL to run " + id_ + " (Ctrl-C again leaves at once)");
       signal("KILL");
-      give_up(kAfterKill, kExitFailure, "no final state from run " + id_ + " after KILL");
+      deadlines_.give_up(kAfterKill, kExitFailure,
+                         "no final state from run " + id_ + " after KILL");
     } else {
       return 128 + SIGINT;
     }
@@ -241,12 +221,7 @@ class OneRun {
   bool timed_out_ = false;
   int interrupts_ = 0;
   std::string pending_signal_;
-  Clock::time_point started_at_;
-  Clock::time_point reply_by_;
-  std::optional<Clock::time_point> timeout_at_;
-  std::optional<Clock::time_point> give_up_at_;
-  int give_up_status_ = kExitFailure;
-  std::string give_up_note_;
+  RunDeadlines deadlines_;
 };
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "cli/offline_grace.hpp"
 #include "cli/output.hpp"
 
 namespace linewire::cli {
@@ -86,6 +87,15 @@ std::optional<std::string> wait_for_status(Connection& c, const std::string& top
     backlog.push_back(std::move(e->message));
   }
   return std::nullopt;
+}
+
+void connection_changed(const Event& e, OfflineGrace& offline) {
+  if (e.kind == Event::Kind::lost) {
+    note("connection to the broker lost; reconnecting");
+  } else if (e.kind == Event::Kind::reconnected) {
+    note("reconnected");
+    offline.reconnected(Clock::now());
+  }
 }
 
 std::optional<std::string> offline_reason(const std::optional<std::string>& status,

@@ -3,6 +3,7 @@
 # the cross compiler, the target's libraries from Debian multiarch, and qemu-user to
 # run the results. Idempotent; fails loudly when a package cannot be installed.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib-apt.sh"
 
 arch=${1:?usage: cross/install-deps.sh arm64|armhf}
 case $arch in
@@ -25,8 +26,6 @@ packages=(
   "libyaml-cpp0.7:$arch" libyaml-cpp-dev
 )
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 added=0
 if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
@@ -34,11 +33,7 @@ if ! dpkg --print-foreign-architectures | grep -qx "$arch"; then
   added=1
 fi
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -eq 0 ]; then
+if ! missing_packages "${packages[@]}"; then
   echo "cross/install-deps: all ${#packages[@]} packages for $arch present"
   exit 0
 fi

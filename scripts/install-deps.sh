@@ -3,6 +3,7 @@
 # Debian bookworm. Idempotent: when every package is already present it only
 # checks, so it is quick to call again.
 set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib-apt.sh"
 
 packages=(
   # toolchain
@@ -32,19 +33,12 @@ packages=(
   systemd dpkg-dev openssl
 )
 
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-
-if [ ${#missing[@]} -eq 0 ]; then
+if ! missing_packages "${packages[@]}"; then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
 
 echo "install-deps: installing ${missing[*]}"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

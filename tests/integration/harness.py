@@ -22,6 +22,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from procfs import pid_alive, session_members, zombie_children  # noqa: F401 (for the tests)
+
 LINEWIRED = os.environ.get("LINEWIRED", "/work/main/build/linewired")
 MOSQUITTO = "/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else shutil.which("mosquitto")
 
@@ -76,49 +78,13 @@ def wait_until(pred, timeout=WAIT, what="condition", interval=0.05):
         time.sleep(interval)
 
 
-def pid_alive(pid):
-    """True while `pid` exists and is not a zombie."""
+def read_text(path):
+    """The text of a log file ("" while there is none)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
+        with open(path, errors="replace") as f:
+            return f.read()
     except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-def session_members(sid):
-    """Live processes whose session id is `sid` (the agent is started in its own session,
-    so these are the agent and every process it started that did not call setsid)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        # fields[0] = state, [1] = ppid, [2] = pgrp, [3] = session
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry))
-    return found
-
-
-def zombie_children(ppid):
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == ppid and fields[0] == "Z":
-            out.append(int(entry))
-    return out
+        return ""
 
 
 # --------------------------------------------------------------------------- broker
@@ -210,11 +176,7 @@ class Broker:
         return self.start()
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
 
 # --------------------------------------------------------------------------- client

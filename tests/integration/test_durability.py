@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from harness import (SLOWDOWN, WAIT, Broker, Client, pid_alive,  # noqa: E402
                      unique, wait_until)
+from procfs import group_members, status  # noqa: E402
 
 
 def figure(text):
@@ -137,16 +138,6 @@ class SessionSubscriber:
         self.c.loop_stop()
 
 
-def proc_status(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "RssAnon", "VmHWM"):
-                out[k] = int(v.split()[0]) * 1024
-    return out
-
-
 class RssSampler(threading.Thread):
     def __init__(self, pid, interval=0.05):
         super().__init__(daemon=True)
@@ -157,7 +148,7 @@ class RssSampler(threading.Thread):
     def run(self):
         while not self.stop_.is_set():
             try:
-                s = proc_status(self.pid)
+                s = status(self.pid)
             except OSError:
                 return
             for k in self.peak:
@@ -168,22 +159,6 @@ class RssSampler(threading.Thread):
         self.stop_.set()
         self.join(2)
         return self.peak
-
-
-def group_members(pgid):
-    found = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            with open(f"/proc/{e}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        fields = st[st.rindex(")") + 2:].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(e))
-    return found
 
 
 def kill_group(pgid):
@@ -394,7 +369,7 @@ def _frozen(agent, broker, prog, overflow, tmp_path):
     prober.close()
     try:
         wait_until(lambda: os.path.getsize(sub.path) > 0, WAIT, "mosquitto_sub to subscribe")
-        base = proc_status(a.pid)
+        base = status(a.pid)
         reply = c.start("flood", {"id": rid, "args": [str(lines)]})
         assert reply["ok"], reply.data
         child = reply["pid"]

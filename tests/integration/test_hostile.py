@@ -12,24 +12,9 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 
 from harness import WAIT  # noqa: E402
+from procfs import children  # noqa: E402
 
 MAX_PAYLOAD = 4096  # limits.max_payload for this test: "near" and "over" stay cheap
-
-
-def children(pid):
-    """Processes whose parent is `pid` (the agent's runs), zombies included."""
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            with open(f"/proc/{e}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        if int(st[st.rindex(")") + 2:].split()[1]) == pid:
-            out.append(int(e))
-    return out
 
 
 class ChildWatch(threading.Thread):

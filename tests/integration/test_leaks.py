@@ -13,37 +13,14 @@ import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import SLOWDOWN, unique, zombie_children  # noqa: E402
+from harness import SLOWDOWN, unique  # noqa: E402
+from procfs import children, status, zombie_children  # noqa: E402
 
 FINAL = (b'"exited"', b'"killed"', b'"failed"', b'"lost"')
 
 
 def fds(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
-
-
-def rss(pid):
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            if k in ("VmRSS", "RssAnon"):
-                out[k] = int(v.split()[0]) * 1024
-    return out
-
-
-def children(pid):
-    out = []
-    for e in os.listdir("/proc"):
-        if e.isdigit():
-            try:
-                with open(f"/proc/{e}/stat") as f:
-                    st = f.read()
-            except OSError:
-                continue
-            if int(st[st.rindex(")") + 2:].split()[1]) == pid:
-                out.append(int(e))
-    return out
 
 
 class StateCounter:
@@ -87,8 +64,17 @@ def settle(a, baseline_fds, seconds=10 * SLOWDOWN):
     while True:
         n = fds(a.pid)
         if n <= baseline_fds or time.monotonic() > deadline:
-            return n, rss(a.pid)
+            return n, status(a.pid)
         time.sleep(0.2)
+
+
+def publisher(port):
+    """A raw paho client for many quick publishes (no limit on its queue)."""
+    pub = mqtt.Client(client_id=unique("pub"), protocol=mqtt.MQTTv5)
+    pub.max_queued_messages_set(0)
+    pub.connect("127.0.0.1", port)
+    pub.loop_start()
+    return pub
 
 
 def _start_many(pub, base, command, ids):
@@ -99,10 +85,7 @@ def _start_many(pub, base, command, ids):
 def test_5000_sequential_runs(agent):
     a = agent(commands={"t": {"exec": ["/bin/true"]}}, config={"limits": {"max_runs": 64}})
     cnt = StateCounter(a.broker.port, a.base)
-    pub = mqtt.Client(client_id=unique("pub"), protocol=mqtt.MQTTv5)
-    pub.max_queued_messages_set(0)
-    pub.connect("127.0.0.1", a.broker.port)
-    pub.loop_start()
+    pub = publisher(a.broker.port)
     try:
         def batch(n, window=50):
             ids = [unique("s") for _ in range(n)]
@@ -126,7 +109,7 @@ def test_5000_sequential_runs(agent):
 
         batch(200)  # warm up: pools, the keep_runs window, Paho's buffers
         time.sleep(1.5)
-        base_fds, base_rss = fds(a.pid), rss(a.pid)
+        base_fds, base_rss = fds(a.pid), status(a.pid)
         t0 = time.monotonic()
         ids = batch(5000)
         took = time.monotonic() - t0
@@ -155,15 +138,12 @@ def test_500_concurrent_runs(agent, prog):
               config={"limits": {"max_runs": 600}})
     c = a.client()
     cnt = StateCounter(a.broker.port, a.base)
-    pub = mqtt.Client(client_id=unique("pub"), protocol=mqtt.MQTTv5)
-    pub.max_queued_messages_set(0)
-    pub.connect("127.0.0.1", a.broker.port)
-    pub.loop_start()
+    pub = publisher(a.broker.port)
     try:
         for _ in range(20):
             c.run("t")
         time.sleep(1.5)
-        base_fds, base_rss = fds(a.pid), rss(a.pid)
+        base_fds, base_rss = fds(a.pid), status(a.pid)
         rounds = []
         for round_ in (1, 2, 3):
             ids = [unique("p") for _ in range(500)]
@@ -172,7 +152,7 @@ def test_500_concurrent_runs(agent, prog):
             cnt.wait(lambda: len(cnt.running & set(ids)) >= 500, 60 * SLOWDOWN, "500 runs running")
             took = time.monotonic() - t0
             live = len(children(a.pid))
-            peak_fds, peak_rss = fds(a.pid), rss(a.pid)
+            peak_fds, peak_rss = fds(a.pid), status(a.pid)
             assert live == 500, f"{live} children while 500 runs are running"
             # each run holds 3 pipes + a pidfd at most
             for rid in ids:

@@ -24,7 +24,7 @@ import time
 import pytest
 
 from fleet import LINEWIRE, FleetAgent, by_device, default_commands, lw
-from harness import SLOWDOWN, Client, free_port, port_open, unique, wait_until
+from harness import SLOWDOWN, Client, free_port, port_open, read_text, unique, wait_until
 
 RABBIT = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 PREFIX = "lwrabbit"
@@ -107,11 +107,7 @@ class RabbitNode:
                 pass
 
     def log_text(self):
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_text(self.log_path)
 
 
 def pids_with_env(key, value):
