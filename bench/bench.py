@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,8 @@ class Subscriber:
         self.finals = {}  # run state topic -> its final state document
         self.c.on_message = self._on_message
         self.c.connect("127.0.0.1", port)
+        # As websocket-client does by default, and linewired and linewire do.
+        self.c.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.c.loop_start()
         for t in topics:
             self.c.subscribe(t, qos=1)
@@ -440,7 +443,8 @@ def main():
     ap.add_argument("--only", default=",".join(BENCHES), help="comma-separated benchmarks")
     ap.add_argument("--spawn-runs", type=int, default=500)
     ap.add_argument("--lines", type=int, default=1_000_000)
-    ap.add_argument("--nodelay", action="store_true", help="mosquitto's set_tcp_nodelay true")
+    ap.add_argument("--nagle", action="store_true",
+                    help="leave mosquitto's set_tcp_nodelay at its default (false)")
     args = ap.parse_args()
 
     class Ctx:
@@ -449,7 +453,9 @@ def main():
     ctx = Ctx()
     ctx.spawn_n, ctx.lines, ctx.results = args.spawn_runs, args.lines, {}
     ctx.procs = Procs()
-    ctx.broker_extra = ["set_tcp_nodelay true"] if args.nodelay else []
+    # A broker set up for latency (examples/mosquitto/linewire.conf): with Nagle on, a
+    # small reply waits for a delayed ACK (bench/README.md, "Spawn round trip").
+    ctx.broker_extra = [] if args.nagle else ["set_tcp_nodelay true"]
     rows = []
     with tempfile.TemporaryDirectory(prefix="linewire-bench-") as tmp:
         ctx.tmp = tmp

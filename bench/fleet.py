@@ -104,7 +104,7 @@ def main():
 
     tmp = tempfile.TemporaryDirectory(prefix="lwfleet-")
     broker = Broker(os.path.join(tmp.name, "broker"), name="mosquitto",
-                    extra=["sys_interval 1"]).start()
+                    extra=["sys_interval 1", "set_tcp_nodelay true"]).start()
     fleet = Fleet(tmp.name, [broker.url], args.agents, prefix="lwbench", log_level="warn",
                   config={"broker": {"keepalive": f"{args.keepalive}s",
                                      "reconnect": {"min": "1s", "max": "30s"}}})

@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 
+#include "agent/tcp_nodelay.hpp"
 #include "cli/interrupts.hpp"
 #include "cli/requests.hpp"
 
@@ -101,11 +102,11 @@ struct Connection::Impl final : paho::iaction_listener {
     push(std::move(e));
   }
 
-  paho::subscribe_options subscribe_options() const {
+  paho::subscribe_options subscribe_options(bool no_local = true) const {
     // No Local: our own requests under a run's topics (`in`, `signal`) do not come back.
     // Retained messages come at every subscription: after a reconnect (a new session)
     // that brings a run's final state again if it ended meanwhile.
-    return v5 ? paho::subscribe_options(true, false,
+    return v5 ? paho::subscribe_options(no_local, false,
                                         paho::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE)
               : paho::subscribe_options();
   }
@@ -145,6 +146,7 @@ Connection::Connection(BrokerOptions options, std::string prefix)
     impl->push(std::move(e));
   });
   impl->client->set_connected_handler([impl](const std::string&) {
+    agent::set_tcp_nodelay_on_connected_sockets();
     std::vector<std::string> renew;
     {
       std::lock_guard lock(impl->mu);
@@ -207,7 +209,7 @@ void Connection::connect() {
   }
 }
 
-void Connection::subscribe(const std::vector<std::string>& filters) {
+void Connection::subscribe(const std::vector<std::string>& filters, bool own_messages) {
   {
     std::lock_guard lock(impl_->mu);
     impl_->filters.insert(impl_->filters.end(), filters.begin(), filters.end());
@@ -216,7 +218,8 @@ void Connection::subscribe(const std::vector<std::string>& filters) {
   std::vector<std::pair<std::string, paho::token_ptr>> tokens;
   try {
     for (const auto& f : filters)
-      tokens.emplace_back(f, impl_->client->subscribe(f, 1, impl_->subscribe_options()));
+      tokens.emplace_back(f,
+                          impl_->client->subscribe(f, 1, impl_->subscribe_options(!own_messages)));
     for (auto& [filter, token] : tokens) {
       if (!wait(*token, deadline))
         throw Failure("the broker did not confirm the subscription to " + filter);
@@ -290,7 +293,10 @@ void Connection::disconnect() {
     if (!impl_->client->is_connected()) return;
     // At once: what had to arrive was waited for (wait_published), and Paho would
     // otherwise hold the DISCONNECT until every publish in flight is acknowledged.
-    impl_->client->disconnect(0)->wait_for(std::chrono::seconds(1));
+    // Briefly: Paho C sometimes holds even this one back while messages are still
+    // coming in (seen after a 100-device fan-out: the full second this waited, every
+    // time); the process exits right after, and its closed socket tells the broker.
+    impl_->client->disconnect(0)->wait_for(std::chrono::milliseconds(100));
   } catch (const paho::exception&) {
     // Leaving anyway: the broker notices within the keep-alive.
   }

@@ -68,8 +68,9 @@ class Connection {
   // loss, Paho reconnects by itself and the subscriptions are renewed (Event::Kind::reconnected).
   void connect();
   // Subscribes (QoS 1) and waits for the broker's answer; throws Failure (or
-  // Interrupted).
-  void subscribe(const std::vector<std::string>& filters);
+  // Interrupted). Our own publishes on these filters come back only with
+  // `own_messages` (MQTT 5 No Local off).
+  void subscribe(const std::vector<std::string>& filters, bool own_messages = false);
   // QoS 1, not retained; does not wait.
   void publish(const std::string& topic, std::string_view payload, const PublishProps& props = {});
   // Waits until at most `limit` publishes are unacknowledged; false at the deadline.

@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "agent/tcp_nodelay.hpp"
 #include "transports/mqtt/broker_login.hpp"
 
 namespace linewire::mqtt {
@@ -83,6 +84,7 @@ struct Client::Impl final : paho::callback,
 
   // ---- Paho threads: copy, post, return ----
   void connected(const std::string&) override {
+    agent::set_tcp_nodelay_on_connected_sockets();
     requeue_flight();
     is_connected = true;
     pump();
