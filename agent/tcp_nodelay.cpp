@@ -4,7 +4,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 
 #include <cstdlib>
 
@@ -20,8 +19,8 @@ int set_tcp_nodelay_on_connected_sockets() {
     long fd = std::strtol(e->d_name, &end, 10);
     if (end == e->d_name || *end != '\0' || fd == self) continue;
     const int s = static_cast<int>(fd);
-    struct stat st {};
-    if (fstat(s, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    // getsockopt first: on anything but a socket it fails at once (ENOTSOCK), where
+    // fstat could wait on a hung network file system.
     int type = 0;
     socklen_t len = sizeof type;
     if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) continue;

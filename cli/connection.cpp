@@ -209,17 +209,22 @@ void Connection::connect() {
   }
 }
 
-void Connection::subscribe(const std::vector<std::string>& filters, bool own_messages) {
+void Connection::subscribe(const std::vector<std::string>& filters) {
   {
     std::lock_guard lock(impl_->mu);
     impl_->filters.insert(impl_->filters.end(), filters.begin(), filters.end());
   }
+  subscribe_now(filters, true);
+}
+
+void Connection::subscribe_once(const std::string& filter) { subscribe_now({filter}, false); }
+
+void Connection::subscribe_now(const std::vector<std::string>& filters, bool no_local) {
   auto deadline = Clock::now() + kSubscribeTimeout;
   std::vector<std::pair<std::string, paho::token_ptr>> tokens;
   try {
     for (const auto& f : filters)
-      tokens.emplace_back(f,
-                          impl_->client->subscribe(f, 1, impl_->subscribe_options(!own_messages)));
+      tokens.emplace_back(f, impl_->client->subscribe(f, 1, impl_->subscribe_options(no_local)));
     for (auto& [filter, token] : tokens) {
       if (!wait(*token, deadline))
         throw Failure("the broker did not confirm the subscription to " + filter);

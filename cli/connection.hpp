@@ -68,9 +68,12 @@ class Connection {
   // loss, Paho reconnects by itself and the subscriptions are renewed (Event::Kind::reconnected).
   void connect();
   // Subscribes (QoS 1) and waits for the broker's answer; throws Failure (or
-  // Interrupted). Our own publishes on these filters come back only with
-  // `own_messages` (MQTT 5 No Local off).
-  void subscribe(const std::vector<std::string>& filters, bool own_messages = false);
+  // Interrupted). Renewed after a reconnect. Our own publishes on these filters do not
+  // come back (MQTT 5 No Local).
+  void subscribe(const std::vector<std::string>& filters);
+  // The same for one filter whose messages include our own (No Local off), and not
+  // renewed after a reconnect: a marker needed once (see collect_retained).
+  void subscribe_once(const std::string& filter);
   // QoS 1, not retained; does not wait.
   void publish(const std::string& topic, std::string_view payload, const PublishProps& props = {});
   // Waits until at most `limit` publishes are unacknowledged; false at the deadline.
@@ -90,6 +93,8 @@ class Connection {
   const Signer* signer() const { return signer_.get(); }
 
  private:
+  void subscribe_now(const std::vector<std::string>& filters, bool no_local);
+
   struct Impl;
   BrokerOptions options_;
   std::string client_id_;

@@ -31,6 +31,9 @@ inline constexpr std::chrono::seconds kStatusWait{2};
 // message comes back after them (see collect_retained); where it does not (a broker
 // ACL refusing it), once nothing new came for kQuiet, and never later than kCollectMax.
 inline constexpr std::chrono::milliseconds kQuiet{300};
+// After the marker came back: what a broker that sends retained messages out of order
+// with the marker has left to send (see collect_retained).
+inline constexpr std::chrono::milliseconds kAfterMarker{50};
 inline constexpr std::chrono::seconds kCollectMax{2};
 
 // The process's one connection: connected, or throws Failure. `streams`: this command

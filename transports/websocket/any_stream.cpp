@@ -6,6 +6,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/beast/websocket/teardown.hpp>
+#include <type_traits>
 
 namespace linewire::websocket {
 
@@ -31,44 +32,24 @@ void complete_later(beast::tcp_stream& tcp, AnyStream::DoneHandler handler, erro
              [handler = std::move(handler), ec]() mutable { std::move(handler)(ec); });
 }
 
-class Plain final : public AnyStream::Base {
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+// One real stream behind AnyStream: beast::tcp_stream or TlsStream.
+template <class Stream>
+class Model final : public AnyStream::Base {
  public:
-  explicit Plain(asio::ip::tcp::socket socket) : stream_(std::move(socket)) {}
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-  bool is_tls() const override { return false; }
-  beast::tcp_stream& tcp() override { return stream_; }
-  void read_some(BufferList<asio::mutable_buffer> b, AnyStream::IoHandler h) override {
-    stream_.async_read_some(b, bound(tcp(), std::move(h)));
-  }
-  void write_some(BufferList<asio::const_buffer> b, AnyStream::IoHandler h) override {
-    stream_.async_write_some(b, bound(tcp(), std::move(h)));
-  }
-  void handshake(AnyStream::DoneHandler h) override { complete_later(stream_, std::move(h), {}); }
-  void shutdown(AnyStream::DoneHandler h) override {
-    error_code ec;
-    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-    complete_later(stream_, std::move(h), ec);
-  }
-  void teardown(beast::role_type role, AnyStream::DoneHandler h) override {
-    using beast::websocket::async_teardown;
-    async_teardown(role, stream_, bound(tcp(), std::move(h)));
-  }
-  void teardown_now(beast::role_type role, error_code& ec) override {
-    using beast::websocket::teardown;
-    teardown(role, stream_, ec);
-  }
+  template <class... Args>
+  explicit Model(Args&&... args) : stream_(std::forward<Args>(args)...) {}
 
- private:
-  beast::tcp_stream stream_;
-};
-
-class Tls final : public AnyStream::Base {
- public:
-  Tls(asio::ip::tcp::socket socket, asio::ssl::context& context)
-      : stream_(beast::tcp_stream(std::move(socket)), context) {}
-
-  bool is_tls() const override { return true; }
-  beast::tcp_stream& tcp() override { return stream_.next_layer(); }
+  bool is_tls() const override { return kTls; }
+  beast::tcp_stream& tcp() override {
+    if constexpr (kTls)
+      return stream_.next_layer();
+    else
+      return stream_;
+  }
   void read_some(BufferList<asio::mutable_buffer> b, AnyStream::IoHandler h) override {
     stream_.async_read_some(b, bound(tcp(), std::move(h)));
   }
@@ -76,10 +57,19 @@ class Tls final : public AnyStream::Base {
     stream_.async_write_some(b, bound(tcp(), std::move(h)));
   }
   void handshake(AnyStream::DoneHandler h) override {
-    stream_.async_handshake(asio::ssl::stream_base::server, bound(tcp(), std::move(h)));
+    if constexpr (kTls)
+      stream_.async_handshake(asio::ssl::stream_base::server, bound(tcp(), std::move(h)));
+    else
+      complete_later(stream_, std::move(h), {});
   }
   void shutdown(AnyStream::DoneHandler h) override {
-    stream_.async_shutdown(bound(tcp(), std::move(h)));
+    if constexpr (kTls) {
+      stream_.async_shutdown(bound(tcp(), std::move(h)));
+    } else {
+      error_code ec;
+      stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+      complete_later(stream_, std::move(h), ec);
+    }
   }
   void teardown(beast::role_type role, AnyStream::DoneHandler h) override {
     using beast::websocket::async_teardown;
@@ -91,17 +81,18 @@ class Tls final : public AnyStream::Base {
   }
 
  private:
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  Stream stream_;
 };
 
 }  // namespace
 
 AnyStream AnyStream::plain(asio::ip::tcp::socket socket) {
-  return AnyStream(std::make_unique<Plain>(std::move(socket)));
+  return AnyStream(std::make_unique<Model<beast::tcp_stream>>(std::move(socket)));
 }
 
 AnyStream AnyStream::tls(asio::ip::tcp::socket socket, asio::ssl::context& context) {
-  return AnyStream(std::make_unique<Tls>(std::move(socket), context));
+  return AnyStream(
+      std::make_unique<Model<TlsStream>>(beast::tcp_stream(std::move(socket)), context));
 }
 
 }  // namespace linewire::websocket
