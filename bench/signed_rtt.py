@@ -25,7 +25,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         key = os.path.join(d, "alice.pem")
         subprocess.run([LINEWIRE, "keygen", key], check=True, capture_output=True)
-        broker = Broker(os.path.join(d, "broker")).start()
+        broker = Broker(os.path.join(d, "broker"), extra=["set_tcp_nodelay true"]).start()
         agent = Agent(os.path.join(d, "agent"), broker,
                       {"echo": {"exec": ["/bin/echo", "hi"]}},
                       config={"auth": {"keys": {"alice": {"file": key + ".pub"}}}})
