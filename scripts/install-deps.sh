@@ -3,6 +3,7 @@
 # Debian bookworm. Idempotent: when every package is already present it only
 # checks, so it is quick to call again.
 set -euo pipefail
+# shellcheck source=scripts/lib-apt.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib-apt.sh"
 
 packages=(
@@ -18,6 +19,8 @@ packages=(
   mosquitto mosquitto-clients
   # integration tests: a real MQTT client in Python
   python3 python3-paho-mqtt python3-pytest
+  # integration tests: harness.py and fleet.py write the agent's YAML configs (import yaml)
+  python3-yaml
   # integration: test_rabbitmq (issue 9) runs a private RabbitMQ node with its MQTT plugin
   rabbitmq-server
   # integration tests of signed requests: Ed25519 signing in Python
@@ -31,6 +34,12 @@ packages=(
   # needed), dpkg-dev's dpkg-shlibdeps fills the .deb's Depends, openssl makes the
   # mqtts example's certificates
   systemd dpkg-dev openssl
+  # CPack's DEB generator runs `file` on every program before dpkg-shlibdeps (phase
+  # `package` of scripts/test.sh; without it: "CPackDeb: file utility is not available")
+  file
+  # scripts/check-format.sh lists the tracked sources with `git ls-files` (a clone made
+  # elsewhere, or a source tarball, leaves a machine without git)
+  git
 )
 
 if ! missing_packages "${packages[@]}"; then

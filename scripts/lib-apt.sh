@@ -1,7 +1,9 @@
+# shellcheck shell=bash
 # Sourced by the scripts that install Debian packages (scripts/install-deps.sh,
 # cross/install-deps.sh, bench/run.sh): which packages are missing, and sudo only when
 # not root.
 
+# shellcheck disable=SC2034 # used by the scripts that source this file
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -69,6 +69,7 @@ configure_asan() {
 # The long durability and leak runs (label `durability`) run in the plain build only:
 # under ASan they would double CI's time without reaching new code.
 run_asan_tests() {
+  # shellcheck disable=SC2086 # CTEST_ARGS is split on purpose
   # The integration harness starts build-asan's linewired (LINEWIRED is set per test by
   # ctest); sanitizer reports make the agent exit non-zero, which teardown checks.
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86:halt_on_error=1" \
