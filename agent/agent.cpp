@@ -453,8 +453,9 @@ std::optional<std::string> Agent::reload(config::Config next) {
   if (next.device != config_.device || next.prefix != config_.prefix ||
       next.broker.url != config_.broker.url || next.broker.protocol != config_.broker.protocol ||
       next.broker.username != config_.broker.username ||
-      next.broker.password_file != config_.broker.password_file)
-    return "device, prefix and broker settings change only with a restart";
+      next.broker.password_file != config_.broker.password_file ||
+      next.state_dir != config_.state_dir)
+    return "device, prefix, broker settings and state_dir change only with a restart";
   config::Config previous = std::move(config_);
   config_ = std::move(next);
   compile_patterns();

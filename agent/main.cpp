@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -28,6 +29,28 @@ namespace {
 constexpr int kExitRuntime = 1;
 constexpr int kExitConfig = 2;
 bool level_from_flag = false;  // --log-level wins over the config, also on reload
+
+// A signal that came before the event loop's handlers were in place (SPEC §6: SIGTERM
+// at any moment, also during the start-up's name check, ends the agent cleanly).
+volatile std::sig_atomic_t early_signal = 0;
+
+extern "C" void note_early_signal(int sig) {
+  // SIGHUP only matters once there is something to reload; never let it end the agent.
+  if (sig != SIGHUP || early_signal == 0) early_signal = sig;
+}
+
+void note_signals_until_the_loop_runs() {
+  struct sigaction sa {};
+  sa.sa_handler = note_early_signal;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &sa, nullptr);
+}
+
+bool stop_requested_early() { return early_signal == SIGTERM || early_signal == SIGINT; }
+
+const char* signal_name(int sig) {
+  return sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
+}
 
 void setup_logging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("linewired");
@@ -104,8 +127,14 @@ int main(int argc, char** argv) {
 
   // A subscriber that vanishes must not kill the agent through a pipe write.
   std::signal(SIGPIPE, SIG_IGN);
+  note_signals_until_the_loop_runs();
 
-  if (auto claimed = mqtt::name_claimed_elsewhere(cfg)) {
+  auto claimed = mqtt::name_claimed_elsewhere(cfg, stop_requested_early);
+  if (stop_requested_early()) {
+    spdlog::info("{} during start-up: stopped before connecting", signal_name(early_signal));
+    return 0;
+  }
+  if (claimed) {
     spdlog::critical("{}", *claimed);
     return kExitRuntime;
   }
@@ -141,34 +170,38 @@ int main(int argc, char** argv) {
     }
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    auto handle_signal = [&](int sig) {
+      if (sig == SIGHUP) {
+        notifier.notify(agent::sd::reloading_message(agent::sd::monotonic_usec()));
+        reload(agent);
+        notifier.notify("READY=1");
+        return;
+      }
+      if (agent.shutting_down()) {
+        spdlog::warn("second {}: killing every run and leaving now", signal_name(sig));
+        agent.kill_now();
+        std::_Exit(kExitRuntime);
+      }
+      spdlog::info("{}: shutting down", signal_name(sig));
+      notifier.notify("STOPPING=1");
+      if (listener) listener->stop();
+      agent.shutdown([&] {
+        transport.stop([&] {
+          spdlog::info("stopped");
+          io.stop();
+        });
+      });
+    };
     std::function<void(const boost::system::error_code&, int)> on_signal =
         [&](const boost::system::error_code& ec, int sig) {
           if (ec) return;
-          if (sig == SIGHUP) {
-            notifier.notify(agent::sd::reloading_message(agent::sd::monotonic_usec()));
-            reload(agent);
-            notifier.notify("READY=1");
-            signals.async_wait(on_signal);
-            return;
-          }
-          if (agent.shutting_down()) {
-            spdlog::warn("second {}: killing every run and leaving now",
-                         sig == SIGINT ? "SIGINT" : "SIGTERM");
-            agent.kill_now();
-            std::_Exit(kExitRuntime);
-          }
-          spdlog::info("{}: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-          notifier.notify("STOPPING=1");
           signals.async_wait(on_signal);
-          if (listener) listener->stop();
-          agent.shutdown([&] {
-            transport.stop([&] {
-              spdlog::info("stopped");
-              io.stop();
-            });
-          });
+          handle_signal(sig);
         };
     signals.async_wait(on_signal);
+    // The signal_set owns SIGTERM/SIGINT/SIGHUP from here; one that came before it is
+    // handled first thing in the loop.
+    if (int sig = early_signal) asio::post(io, [&handle_signal, sig] { handle_signal(sig); });
 
     spdlog::info("linewired {} device '{}', {} command(s)", LINEWIRE_VERSION, agent.config().device,
                  agent.config().commands.size());

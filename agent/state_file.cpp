@@ -4,11 +4,14 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 namespace linewire::agent {
 
@@ -23,11 +26,30 @@ std::int64_t to_ms(Clock::time_point t) {
 }  // namespace
 
 StateFile::StateFile(std::string dir) {
-  if (dir.empty()) return;
+  if (dir.empty()) {
+    spdlog::warn("state_dir is \"\": crash safety is off (after a crash, runs are not reported "
+                 "lost and their processes are not stopped)");
+    return;
+  }
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) spdlog::warn("state_dir {}: {}", dir, ec.message());
-  path_ = (std::filesystem::path(dir) / "runs.json").string();
+  fs::create_directories(dir, ec);
+  // The agent cannot promise crash safety without it: refuse to start, naming the folder
+  // (SPEC §5), rather than find out at the first run.
+  if (ec || ::access(dir.c_str(), W_OK | X_OK) != 0)
+    throw std::runtime_error(
+        "state_dir " + dir + ": " + (ec ? ec.message() : std::strerror(errno)) +
+        ". linewired keeps its runs there for crash safety: make the folder writable for its "
+        "user, set state_dir to another folder, or state_dir: \"\" to turn crash safety off");
+  path_ = (fs::path(dir) / "runs.json").string();
+  // Before SPEC §5 gave each device a folder, the files sat in state_dir itself.
+  const fs::path legacy = fs::path(dir).parent_path();
+  for (const char* name : {"runs.json", "homeassistant.json"})
+    if (fs::exists(legacy / name, ec) && !fs::exists(fs::path(dir) / name, ec)) {
+      fs::rename(legacy / name, fs::path(dir) / name, ec);
+      if (!ec) spdlog::info("moved {} to {}", (legacy / name).string(), dir);
+    }
+  spdlog::info("state: {} (crash safety)", dir);
 }
 
 SavedState StateFile::load() const {

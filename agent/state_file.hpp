@@ -1,5 +1,6 @@
-// The agent's memory across its own crashes (SPEC §4 `lost`, `keep_runs`): the runs
-// that are running and the newest finished ones, in `{state_dir}/runs.json`, written
+// The agent's memory across its own crashes (SPEC §4 `lost`, §5 crash safety,
+// `keep_runs`): the runs that are running and the newest finished ones, in
+// `{state_dir}/{device}/runs.json` (the config resolves that folder), written
 // atomically (a temporary file renamed over the old one) whenever a run starts or
 // ends. Not fsynced: it has to survive the agent being killed, which the page cache
 // does; after a power loss every run is gone anyway.
@@ -27,7 +28,9 @@ struct SavedState {
 
 class StateFile {
  public:
-  explicit StateFile(std::string dir);  // empty dir: nothing is saved or read
+  // Creates `dir` if missing; throws std::runtime_error, naming it, when the agent cannot
+  // write there. Empty dir: crash safety is off, nothing is saved or read.
+  explicit StateFile(std::string dir);
   bool enabled() const { return !path_.empty(); }
   // What the previous agent left; empty when there is no file or it is unreadable
   // (a warning is logged: a bad file must not stop the agent).

@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 
+#include "agent/connack.hpp"
 #include "agent/tcp_nodelay.hpp"
 #include "cli/interrupts.hpp"
 #include "cli/requests.hpp"
@@ -36,15 +37,8 @@ std::string describe(const paho::exception& e) {
   const int rc = e.get_return_code();
   // A refused CONNECT comes as Paho's "CONNACK return code" with the broker's code as
   // the return code: MQTT 5 reason codes from 0x80, MQTT 3.1.1 ones 1 to 5.
-  if (rc >= 0x80) {
-    const char* reason = MQTTReasonCode_toString(static_cast<MQTTReasonCodes>(rc));
-    if (reason) return std::string("refused by the broker: ") + reason;
-  }
-  static constexpr const char* kConnack311[] = {"unacceptable protocol version",
-                                                "client identifier rejected", "server unavailable",
-                                                "bad user name or password", "not authorized"};
-  if (rc >= 1 && rc <= 5 && e.get_message() == "CONNACK return code")
-    return std::string("refused by the broker: ") + kConnack311[rc - 1];
+  if (rc >= 0x80 || (rc >= 1 && rc <= 5 && e.get_message() == "CONNACK return code"))
+    if (auto refusal = agent::connack_refusal(rc, agent::Side::client)) return agent::describe(*refusal);
   std::string what = e.get_message();
   if (what.empty()) what = e.get_error_str();
   if (what.empty()) what = e.what();

@@ -21,8 +21,9 @@ std::optional<Protocol> read_protocol(Reader& r, const Entry& e) {
     const auto& v = e.value.Scalar();
     if (v == "5" || v == "5.0") return Protocol::v5;
     if (v == "3.1.1" || v == "311") return Protocol::v311;
+    if (v == "auto") return Protocol::automatic;
   }
-  r.problem(e, "expected 5 or 3.1.1, got " +
+  r.problem(e, "expected 5, 3.1.1 or auto, got " +
                    (e.value.IsScalar() ? "'" + e.value.Scalar() + "'" : std::string("nothing")));
   return std::nullopt;
 }

@@ -22,7 +22,8 @@ struct Tls {
   std::string key_file;
 };
 
-enum class Protocol { v5, v311 };
+// `automatic`: MQTT 5, falling back to 3.1.1 when the broker refuses 5 (SPEC §6).
+enum class Protocol { v5, v311, automatic };
 
 struct Broker {
   std::string url = "mqtt://localhost:1883";  // mqtt mqtts ws wss tcp ssl
@@ -135,7 +136,9 @@ struct Config {
   int keep_runs = 100;
   Duration run_state_ttl{std::chrono::hours(24)};
   std::string log_level = "info";
-  std::string state_dir;  // empty: no state file (see issue "Durability")
+  // The device's own state folder, `{state_dir}/{device}` (SPEC §5), resolved at load
+  // from the key or its default; empty: crash safety turned off (`state_dir: ""`).
+  std::string state_dir;
   Limits limits;
   std::vector<Command> commands;  // in file order
   WebSocket websocket;

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
@@ -45,6 +46,7 @@ std::optional<std::string> read_prefix(Reader& r, const Entry& e) {
 
 void read_top(Reader& r, const Entry& top, Config& c, const std::string& hostname) {
   bool has_device = false;
+  bool has_state_dir = false;
   r.mapping(
       top,
       {
@@ -70,7 +72,12 @@ void read_top(Reader& r, const Entry& top, Config& c, const std::string& hostnam
                                                            {"critical", "critical"},
                                                            {"off", "off"}}));
            }},
-          {"state_dir", [&](const Entry& e) { assign(c.state_dir, r.path(e)); }},
+          {"state_dir",
+           [&](const Entry& e) {
+             // "" turns crash safety off; it must not resolve to the config's folder.
+             if (auto v = r.text(e, true)) c.state_dir = v->empty() ? "" : r.resolve(*v);
+             has_state_dir = true;
+           }},
           {"limits", [&](const Entry& e) { read_limits(r, e, c.limits); }},
           {"commands", [&](const Entry& e) { read_commands(r, e, c); }},
           {"websocket", [&](const Entry& e) { read_websocket(r, e, c.websocket); }},
@@ -85,6 +92,13 @@ void read_top(Reader& r, const Entry& top, Config& c, const std::string& hostnam
                                              "' is not a valid device name (" +
                                              std::string(kNameRule) + "): set device");
   }
+  // Crash safety is on unless turned off (SPEC §5); one folder per device keeps agents
+  // of different devices on one machine apart.
+  if (!has_state_dir)
+    c.state_dir = default_state_dir(std::getenv("STATE_DIRECTORY"), std::getenv("XDG_STATE_HOME"),
+                                    std::getenv("HOME"), geteuid() == 0);
+  if (!c.state_dir.empty() && !c.device.empty())
+    c.state_dir = (std::filesystem::path(c.state_dir) / c.device).string();
 }
 
 // Where the documents of a YAML stream start, without building them.
@@ -226,6 +240,19 @@ LoadResult load_file(const std::string& path) {
   char host[HOST_NAME_MAX + 1] = {};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   return load_string(text, path, host);
+}
+
+std::string default_state_dir(const char* state_directory, const char* xdg_state_home,
+                              const char* home, bool root) {
+  // systemd's StateDirectory= may list several folders, separated by ':'.
+  if (state_directory && *state_directory) {
+    std::string first = state_directory;
+    return first.substr(0, first.find(':'));
+  }
+  if (root) return "/var/lib/linewire";
+  if (xdg_state_home && *xdg_state_home == '/') return std::string(xdg_state_home) + "/linewire";
+  if (home && *home) return std::string(home) + "/.local/state/linewire";
+  return "";  // nowhere to keep it: crash safety off (the agent says so)
 }
 
 std::string format(const Problem& p, const std::string& origin) {

@@ -26,6 +26,12 @@ LoadResult load_string(const std::string& yaml, const std::string& origin,
                        const std::string& hostname);
 LoadResult load_file(const std::string& path);
 
+// Where the agent keeps its state when the config does not say (SPEC §5): systemd's
+// $STATE_DIRECTORY, else /var/lib/linewire for root, else $XDG_STATE_HOME/linewire or
+// ~/.local/state/linewire; "" when none applies. The device's folder goes below it.
+std::string default_state_dir(const char* state_directory, const char* xdg_state_home,
+                              const char* home, bool root);
+
 // "FILE:LINE:COLUMN: MESSAGE", the way compilers say it.
 std::string format(const Problem& p, const std::string& origin);
 

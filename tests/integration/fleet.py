@@ -40,8 +40,9 @@ class FleetAgent:
         self.config_path = os.path.join(self.dir, "linewire.yaml")
         self.log_path = os.path.join(self.dir, "agent.log")
         self.log_level = log_level
+        # Its own state folder (crash safety is on by default, SPEC §5), not /var/lib.
         cfg = {"device": device, "prefix": prefix, "groups": groups, "broker": {"url": url},
-               "commands": commands}
+               "state_dir": os.path.join(self.dir, "state"), "commands": commands}
         for k, v in (config or {}).items():
             if isinstance(v, dict) and isinstance(cfg.get(k), dict):
                 cfg[k].update(v)

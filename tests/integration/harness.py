@@ -643,6 +643,10 @@ class Agent:
                 "HOME": os.environ.get("HOME", "/root"),
                 "LANG": "C.UTF-8",
             }
+        # Crash safety is on by default (SPEC §5): each test agent keeps its state in its
+        # own folder, as systemd's StateDirectory= would give it, never in /var/lib.
+        self.state_dir = os.path.join(self.dir, "state")
+        self.env["STATE_DIRECTORY"] = self.state_dir
         self.env.update(env or {})
         if raw_yaml is not None:
             self.config = None

@@ -5,7 +5,7 @@ import os
 import signal
 import time
 
-from harness import no_run_started, unique, wait_until
+from harness import SLOWDOWN, no_run_started, unique, wait_until
 
 import pytest
 
@@ -135,38 +135,46 @@ def test_retained_requests_refused(agent, tmp_path):
     c.run("cat", stdin="x\n", wait=False).wait_out("x")
 
 
-def test_retained_run_requests_refused_at_resubscribe(agent, make_broker, tmp_path):
-    """§3: retained in/signal for a run that exists, delivered at a resubscribe (after a
-    broker restart that keeps retained messages): refused with bad_request, never applied."""
+def test_retained_requests_refused_live_and_at_resubscribe(agent, make_broker, tmp_path):
+    """§3: a retained request is refused with bad_request and never applied, whether it
+    arrives live (the agent subscribes with Retain As Published on, so the broker keeps
+    the flag: `mosquitto_pub -r` must not run once) or from the broker's store at a
+    resubscribe (after a broker restart that keeps retained messages)."""
     b = make_broker(extra=["persistence true", f"persistence_location {tmp_path}/"])
-    a = agent(broker=b, commands={"cat": {"exec": ["/bin/cat"]}, "touch": {"exec": ["/bin/true"]}},
+    marker = tmp_path / "ran"
+    a = agent(broker=b, commands={"cat": {"exec": ["/bin/cat"]},
+                                  "touch": {"exec": ["/usr/bin/touch", str(marker)]}},
               config={"broker": {"reconnect": {"min": "100ms", "max": "500ms"}}})
     c = a.client()
     r = c.run("cat", wait=False)
     r.wait_state("running")
+    start_topic = c.topic("cmd/touch/start")
     in_topic = c.topic(f"run/{r.id}/in")
     sig_topic = c.topic(f"run/{r.id}/signal")
-    # Published live they arrive unflagged (Retain As Published off) and are applied once.
-    c.publish(in_topic, "retained line", retain=True)
-    r.wait_out("retained line")
-    c.publish(sig_topic, "STOP", retain=True)
     pid = r.reply["pid"]
-    wait_until(lambda: open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T", 3,
-               "the run to be stopped")
-    os.kill(pid, signal.SIGCONT)
-    mark = a.watch.mark()
-    cmark = c.mark()
-    b.restart()
-    a.wait_online(since=mark, timeout=15)
-    for t in (in_topic, sig_topic):
-        ev = c.wait_error(t, since=cmark)
-        assert ev["error"]["code"] == "bad_request", (t, ev)
-    time.sleep(0.3)
-    state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-    assert state != "T", "a retained STOP was applied again at resubscribe"
-    assert r.out.count(b"retained line") == 1, r.out
-    c.publish(in_topic, "", retain=True)  # clear them
-    c.publish(sig_topic, "", retain=True)
+
+    def stopped():
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+
+    for cmark in (c.mark(), None):
+        if cmark is None:  # the second round: the same messages, from the broker's store
+            mark = a.watch.mark()
+            cmark = c.mark()
+            b.restart()
+            a.wait_online(since=mark, timeout=15)
+        else:
+            c.publish(start_topic, "{}", retain=True)
+            c.publish(in_topic, "retained line", retain=True)
+            c.publish(sig_topic, "STOP", retain=True)
+        for t in (start_topic, in_topic, sig_topic):
+            ev = c.wait_error(t, since=cmark)
+            assert ev["error"]["code"] == "bad_request", (t, ev)
+        time.sleep(0.3 * SLOWDOWN)
+        assert not stopped(), "a retained STOP was applied"
+        assert b"retained line" not in r.out, r.out
+        assert not marker.exists(), "a retained start request ran"
+    for t in (start_topic, in_topic, sig_topic):
+        c.publish(t, "", retain=True)  # clear them
     r.send_in("live")
     r.wait_out("live")
     r.eof()

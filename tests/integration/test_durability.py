@@ -446,7 +446,7 @@ def test_agent_sigkill_last_will_and_lost_on_restart(agent, prog, tmp_path):
     run.wait_state("running")
     pgid = run.reply["pid"]
     wait_until(lambda: len(group_members(pgid)) >= 2, WAIT, "the run's two sleeps")
-    assert os.path.exists(state_dir / "runs.json")
+    assert os.path.exists(state_dir / a.device / "runs.json"), "SPEC §5: {state_dir}/{device}/"
     try:
         since = c.mark()
         t0 = time.monotonic()
@@ -469,6 +469,80 @@ def test_agent_sigkill_last_will_and_lost_on_restart(agent, prog, tmp_path):
                       since, 1.0)
     finally:
         kill_group(pgid)
+
+
+def default_state_dir(device):
+    """SPEC §5's default for an agent started without STATE_DIRECTORY."""
+    if os.geteuid() == 0:
+        return os.path.join("/var/lib/linewire", device)
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.environ["HOME"], ".local/state")
+    return os.path.join(base, "linewire", device)
+
+
+def test_crash_safety_is_on_by_default(agent, prog):
+    """§5: with no state_dir in the config (and no $STATE_DIRECTORY) a crash still
+    publishes `lost` on restart and kills the orphaned process group: the state file is
+    in the default folder, one per device."""
+    keep = prog("keep.sh", "sleep 300 &\nsleep 300\nwait\n")
+    a = agent(commands={"keep": {"exec": [keep]}}, env={"STATE_DIRECTORY": ""}, start=False)
+    where = default_state_dir(a.device)
+    try:
+        a.start()
+        c = a.client()
+        run = c.run("keep", wait=False)
+        run.wait_state("running")
+        pgid = run.reply["pid"]
+        wait_until(lambda: len(group_members(pgid)) >= 2, WAIT, "the run's two sleeps")
+        assert os.path.exists(os.path.join(where, "runs.json")), f"no state file in {where}"
+        sigkill_agent(a)
+        assert group_members(pgid), "the run died with the agent"
+        a.start()
+        assert run.wait_state("lost")["run"] == run.id
+        wait_until(lambda: not group_members(pgid), WAIT, f"orphaned group {pgid} to be killed")
+    finally:
+        kill_group(pgid) if "pgid" in locals() else None
+        a.stop()
+        subprocess.run(["rm", "-rf", where], check=False)
+
+
+def test_a_reused_pid_is_never_killed(agent, tmp_path):
+    """§5: an orphan is killed only if it is still the same process. A state file whose
+    pid now belongs to another process (its start time differs) gives `lost`, and that
+    process lives on."""
+    a = agent(config={"state_dir": str(tmp_path / "state")}, start=False)
+    bystander = subprocess.Popen(["/bin/sleep", "300"], start_new_session=True)
+    try:
+        with open(f"/proc/{bystander.pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        folder = tmp_path / "state" / a.device
+        folder.mkdir(parents=True)
+        (folder / "runs.json").write_text(json.dumps({"active": [{
+            "run": "ghost", "command": "echo", "args": [], "transport": "mqtt", "key": "",
+            "pid": bystander.pid, "started_ms": int(time.time() * 1000) - 60000,
+            "start_ticks": ticks + 1}], "finished": []}))
+        c = a.client()
+        c.subscribe(f"{a.base}/run/ghost/state")
+        a.start()
+        lost = c.wait_msg(f"{a.base}/run/ghost/state", lambda m: m.payload and
+                          m.json().get("state") == "lost", what="ghost's lost state")
+        assert lost.json()["run"] == "ghost"
+        time.sleep(0.3 * SLOWDOWN)
+        assert bystander.poll() is None, "a process that merely reused the pid was killed"
+    finally:
+        bystander.kill()
+        bystander.wait(5)
+
+
+def test_an_unusable_state_dir_stops_the_start_naming_it(agent, tmp_path):
+    """§5: a state_dir the agent cannot use is a start-up error that names the path."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    a = agent(config={"state_dir": str(blocker)}, start=False)
+    a.start(wait_online=False)
+    rc = a.stop(sig=None)
+    assert rc == 1, f"exit {rc}"
+    log = a.log_text()
+    assert str(blocker / a.device) in log and "state_dir" in log, log
 
 
 def test_lost_run_whose_group_already_died(agent, prog, tmp_path):

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -71,7 +72,11 @@ TEST_CASE("a minimal config takes every default", "[config]") {
   CHECK(c.keep_runs == 100);
   CHECK(c.run_state_ttl == 24h);
   CHECK(c.log_level == "info");
-  CHECK(c.state_dir.empty());
+  // Crash safety by default (SPEC §5), in the device's own folder.
+  CHECK(c.state_dir == cfg::default_state_dir(std::getenv("STATE_DIRECTORY"),
+                                              std::getenv("XDG_STATE_HOME"), std::getenv("HOME"),
+                                              ::geteuid() == 0) +
+                           "/testhost");
   CHECK(c.limits.max_runs == 32);
   CHECK(c.limits.max_payload == 65536);
   CHECK(c.limits.max_line == 65536);
@@ -213,7 +218,7 @@ auth:
   CHECK(c.keep_runs == 0);
   CHECK(c.run_state_ttl == 2h);
   CHECK(c.log_level == "debug");
-  CHECK(c.state_dir == "/etc/linewire/state");
+  CHECK(c.state_dir == "/etc/linewire/state/pi-kitchen");
   CHECK(c.limits.max_runs == 4);
   CHECK(c.limits.max_payload == 1024);
   CHECK(c.limits.max_line == 100);
@@ -375,6 +380,20 @@ TEST_CASE("wrong types", "[config]") {
         "'log'?)");
 }
 
+TEST_CASE("state_dir: the default, per device, and off", "[config]") {
+  // SPEC §5: systemd's folder first (its first entry), then root's, then XDG's.
+  CHECK(cfg::default_state_dir("/var/lib/linewire:/var/lib/other", "/x", "/home/u", false) ==
+        "/var/lib/linewire");
+  CHECK(cfg::default_state_dir(nullptr, nullptr, "/root", true) == "/var/lib/linewire");
+  CHECK(cfg::default_state_dir("", "/home/u/.st", "/home/u", false) == "/home/u/.st/linewire");
+  CHECK(cfg::default_state_dir(nullptr, "relative", "/home/u", false) ==
+        "/home/u/.local/state/linewire");
+  CHECK(cfg::default_state_dir(nullptr, nullptr, nullptr, false).empty());
+  // `state_dir: ""` turns it off; it does not mean the config's folder.
+  CHECK(ok(load("device: d\nstate_dir: \"\"\n")).state_dir.empty());
+  CHECK(ok(load("device: d\nstate_dir: /srv/state\n")).state_dir == "/srv/state/d");
+}
+
 TEST_CASE("the protocol: 5 as a number, 3.1.1 as a string", "[config]") {
   for (const char* v : {"5", "\"5\"", "5.0"})
     CHECK(ok(load(std::string("broker: {protocol: ") + v + "}\n")).broker.protocol ==
@@ -382,10 +401,11 @@ TEST_CASE("the protocol: 5 as a number, 3.1.1 as a string", "[config]") {
   for (const char* v : {"3.1.1", "\"3.1.1\"", "311", "'311'"})
     CHECK(ok(load(std::string("broker: {protocol: ") + v + "}\n")).broker.protocol ==
           cfg::Protocol::v311);
+  CHECK(ok(load("broker: {protocol: auto}\n")).broker.protocol == cfg::Protocol::automatic);
   CHECK(problem("broker: {protocol: 4}\n") ==
-        "1:20: broker.protocol: expected 5 or 3.1.1, got '4'");
+        "1:20: broker.protocol: expected 5, 3.1.1 or auto, got '4'");
   CHECK(problem("broker: {protocol: 3.1}\n") ==
-        "1:20: broker.protocol: expected 5 or 3.1.1, got '3.1'");
+        "1:20: broker.protocol: expected 5, 3.1.1 or auto, got '3.1'");
 }
 
 TEST_CASE("bad regular expressions", "[config]") {
@@ -603,7 +623,7 @@ websocket: {static_dir: www/, token_file: t, cert_file: c, key_file: k}
   CHECK(c.broker.tls->ca_file == "/srv/lw/conf/pki/ca.crt");
   CHECK(c.broker.tls->cert_file == "/srv/lw/conf/c.crt");
   CHECK(c.broker.tls->key_file == "/abs/c.key");
-  CHECK(c.state_dir == "/srv/lw/conf/state");
+  CHECK(c.state_dir == "/srv/lw/conf/state/h");
   CHECK(c.commands[0].exec ==
         std::vector<std::string>{"/srv/lw/conf/bin/run.sh", "./not-a-path-argument"});
   CHECK(c.commands[0].cwd == "/srv/lw/conf");
@@ -618,9 +638,9 @@ websocket: {static_dir: www/, token_file: t, cert_file: c, key_file: k}
   // An origin without a folder (or a relative one) means the current directory.
   const auto cwd = std::filesystem::current_path();
   const auto here = cfg::load_string("state_dir: s\n", "<string>", "h");
-  CHECK(ok(here).state_dir == (cwd / "s").string());
+  CHECK(ok(here).state_dir == (cwd / "s" / "h").string());
   const auto sub = cfg::load_string("state_dir: s\n", "etc/x.yaml", "h");
-  CHECK(ok(sub).state_dir == (cwd / "etc" / "s").string());
+  CHECK(ok(sub).state_dir == (cwd / "etc" / "s" / "h").string());
 }
 
 TEST_CASE("load_file", "[config]") {
@@ -640,7 +660,7 @@ TEST_CASE("load_file", "[config]") {
     CHECK(c.source == path);
     CHECK(c.device == host);
     CHECK(c.qos == 0);
-    CHECK(c.state_dir == (dir / "state").string());
+    CHECK(c.state_dir == (dir / "state" / host).string());
   } else {  // this machine's name cannot be a device's: the file must say one
     REQUIRE(result.problems.size() == 1);
     CHECK(result.problems[0].message.starts_with("the host name"));

@@ -67,6 +67,30 @@ TEST_CASE("no state_dir, no file") {
   CHECK(file.load().active.empty());
 }
 
+TEST_CASE("an unusable state_dir is an error naming it") {
+  auto dir = fresh_dir("unusable");
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "file") << "not a folder";
+  const std::string bad = (dir / "file" / "device").string();
+  try {
+    StateFile file(bad);
+    FAIL("no error for " << bad);
+  } catch (const std::runtime_error& e) {
+    CHECK(std::string(e.what()).find(bad) != std::string::npos);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("files from before the per-device folder move into it") {
+  auto base = fresh_dir("legacy");
+  std::filesystem::create_directories(base);
+  std::ofstream(base / "runs.json") << R"({"active": [], "finished": ["old-1"]})";
+  StateFile file((base / "dev").string());
+  CHECK(file.load().finished == std::vector<std::string>{"old-1"});
+  CHECK_FALSE(std::filesystem::exists(base / "runs.json"));
+  std::filesystem::remove_all(base);
+}
+
 TEST_CASE("process start times tell a live process from a reused pid") {
   CHECK(process_start_ticks(getpid()) > 0);
   CHECK(process_start_ticks(0x7ffffff) == 0);

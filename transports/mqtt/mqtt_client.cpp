@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "agent/connack.hpp"
 #include "agent/tcp_nodelay.hpp"
 #include "transports/mqtt/broker_login.hpp"
 
@@ -43,29 +44,38 @@ struct Client::Impl final : paho::callback,
   Impl(asio::io_context& io_, const config::Config& cfg, std::string will, Handlers h)
       : io(io_),
         broker(cfg.broker),
+        client_id(broker.client_id.empty() ? "linewired-" + cfg.device : broker.client_id),
         will_topic(std::move(will)),
         handlers(std::move(h)),
         limit(cfg.limits.buffer),
         low(cfg.limits.buffer / 2),
         retry(io_),
         backoff(cfg.broker.reconnect_min) {
-    is_v5 = broker.protocol == config::Protocol::v5;
-    paho::create_options create(is_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
+    // `auto` starts with MQTT 5 and falls back to 3.1.1 if the broker refuses it.
+    make_client(broker.protocol != config::Protocol::v311);
+  }
+
+  // Paho's client for one protocol version, and its connect options. Called again
+  // (from the io_context, never while connected or connecting) when `auto` falls back.
+  void make_client(bool v5) {
+    if (client) forget_client();
+    is_v5 = v5;
+    paho::create_options create(v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
     // Publishing goes on while the broker is away, in our own queue (bounded by
     // limits.buffer, SPEC §5), never in Paho's offline buffer: Paho flushes that buffer
     // the moment it reconnects, ahead of the in-flight messages we send again, which
     // put lines out of order across an outage (seen in CI: 1017, 1021, ..., 1018).
     create.set_send_while_disconnected(false);
-    std::string client_id = broker.client_id.empty() ? "linewired-" + cfg.device : broker.client_id;
     client = std::make_unique<paho::async_client>(broker.url, client_id, create, nullptr);
+    client->set_callback(*this);
 
     paho::connect_options_builder builder;
-    builder.mqtt_version(is_v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1)
+    builder.mqtt_version(v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1)
         .keep_alive_interval(std::chrono::duration_cast<std::chrono::seconds>(broker.keepalive))
         .connect_timeout(std::chrono::seconds(10))
         .will(paho::message(will_topic, "offline", 1, true));
     // Clean by default: requests sent while we were away must never run (SPEC §6).
-    if (is_v5)
+    if (v5)
       builder.clean_start(!broker.session_expiry);
     else
       builder.clean_session(!broker.session_expiry);
@@ -73,14 +83,28 @@ struct Client::Impl final : paho::callback,
     options = builder.finalize();
     // Set on the final object: Paho C++ 1.2 copies connect_options with the C struct
     // still pointing at the builder's properties (a crash in MQTTAsync_connect).
-    if (is_v5 && broker.session_expiry) {
+    if (v5 && broker.session_expiry) {
       auto secs = std::chrono::duration_cast<std::chrono::seconds>(*broker.session_expiry);
       options.set_properties(paho::properties{
           paho::property(paho::property::SESSION_EXPIRY_INTERVAL, static_cast<int>(secs.count()))});
     }
   }
 
-  ~Impl() override { client->disable_callbacks(); }
+  // Paho refuses to drop the callbacks while a connect is under way (it throws, and
+  // an exception out of a destructor ends the program: SIGTERM during a hanging or
+  // refused CONNECT aborted the agent). Destroying the client (MQTTAsync_destroy)
+  // ends the attempt and every callback with it, so that is what counts here; it
+  // happens before the listeners that Paho's tokens point at are destroyed.
+  void forget_client() noexcept {
+    try {
+      client->disable_callbacks();
+    } catch (const std::exception&) {
+      // A connect in progress: destroying the client below stops it.
+    }
+    client.reset();
+  }
+
+  ~Impl() override { forget_client(); }
 
   // ---- Paho threads: copy, post, return ----
   void connected(const std::string&) override {
@@ -289,12 +313,35 @@ struct Client::Impl final : paho::callback,
     Impl* impl = nullptr;
     void on_success(const paho::token&) override {}
     void on_failure(const paho::token& tok) override {
-      std::string why = "code " + std::to_string(tok.get_return_code());
-      impl->post([why](Impl& self) {
-        if (!self.stopping) self.schedule_retry(why);
+      int code = tok.get_return_code();
+      impl->post([code](Impl& self) {
+        if (!self.stopping) self.connect_failed(code);
       });
     }
   };
+
+  void connect_failed(int code) {
+    auto refusal = agent::connack_refusal(code);
+    if (refusal && refusal->unsupported_version && is_v5 &&
+        broker.protocol == config::Protocol::automatic) {
+      spdlog::warn("mqtt: {} refused MQTT 5 (unsupported protocol version); broker.protocol is "
+                   "auto: using MQTT 3.1.1",
+                   broker.url);
+      make_client(false);
+      connect();
+      return;
+    }
+    if (refusal) {
+      schedule_retry(agent::describe(*refusal));
+      return;
+    }
+    // No CONNACK: Paho's own code. Its text is terse ("Failure"); say what it means.
+    std::string why = code == MQTTASYNC_FAILURE
+                          ? "no MQTT answer (the connection was refused, closed or timed out)"
+                          : std::string(MQTTAsync_strerror(code)) + " (code " +
+                                std::to_string(code) + ")";
+    schedule_retry(why);
+  }
 
   // The SUBACKs of one subscribe() call: `done` runs on the io_context after the last.
   struct SubscribeBatch {
@@ -321,13 +368,14 @@ struct Client::Impl final : paho::callback,
 
   asio::io_context& io;
   config::Broker broker;
+  std::string client_id;
   std::string will_topic;
   Handlers handlers;
   std::uint64_t limit;
   std::uint64_t low;
   asio::steady_timer retry;
   config::Duration backoff;
-  bool is_v5 = true;
+  std::atomic<bool> is_v5{true};  // read by Paho threads (make_message)
   bool stopping = false;
   std::mt19937 rng{std::random_device{}()};
   std::atomic<bool> is_connected{false};
@@ -349,7 +397,6 @@ Client::Client(asio::io_context& io, const config::Config& config, std::string w
     : impl_(std::make_shared<Impl>(io, config, std::move(will_topic), std::move(handlers))) {
   impl_->connect_listener.impl = impl_.get();
   impl_->suback_listener.impl = impl_.get();
-  impl_->client->set_callback(*impl_);
 }
 
 Client::~Client() = default;
@@ -357,9 +404,11 @@ Client::~Client() = default;
 void Client::start() { impl_->connect(); }
 
 void Client::subscribe(const std::vector<std::string>& filters, std::function<void()> done) {
-  // Retain handling 0 and Retain As Published off (SPEC §3): a retained request
-  // arrives flagged at every subscribe and is refused visibly.
-  paho::subscribe_options opts(false, false, paho::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE);
+  // Retain handling 0 and Retain As Published on (SPEC §3): a retained request arrives
+  // flagged, whether the broker sends it from its store at subscribe or live (with
+  // Retain As Published off the broker clears the flag on live delivery, and
+  // `mosquitto_pub -r` would run once). MQTT 3.1.1 ignores the option.
+  paho::subscribe_options opts(false, true, paho::subscribe_options::SEND_RETAINED_ON_SUBSCRIBE);
   // One more than the filters, settled below: `done` never runs before every filter
   // was sent, even if the first SUBACKs arrive meanwhile.
   auto* batch = done ? new Impl::SubscribeBatch{{filters.size() + 1}, std::move(done)} : nullptr;

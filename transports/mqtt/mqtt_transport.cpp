@@ -103,7 +103,10 @@ Transport::~Transport() { agent_.set_observer(nullptr); }
 
 void Transport::start() {
   spdlog::info("mqtt: connecting to {} as device '{}' (MQTT {})", config_.broker.url,
-               config_.device, client_.v5() ? "5" : "3.1.1");
+               config_.device,
+               config_.broker.protocol == config::Protocol::automatic ? "5, else 3.1.1"
+               : client_.v5()                                         ? "5"
+                                                                      : "3.1.1");
   client_.start();
 }
 
@@ -122,7 +125,7 @@ std::vector<std::string> Transport::filters() const {
 }
 
 void Transport::on_connected() {
-  spdlog::info("mqtt: connected to {}", config_.broker.url);
+  spdlog::info("mqtt: connected to {} (MQTT {})", config_.broker.url, client_.v5() ? "5" : "3.1.1");
   // A clean session forgets subscriptions: subscribe on every connect.
   client_.subscribe(filters(), [this] {
     if (ready_) ready_();

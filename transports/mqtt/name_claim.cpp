@@ -19,6 +19,7 @@ namespace {
 
 constexpr auto kConnectWait = std::chrono::seconds(3);
 constexpr auto kAnswerWait = std::chrono::seconds(2);
+constexpr auto kSlice = std::chrono::milliseconds(50);
 
 std::string random_hex(std::size_t n) {
   std::random_device rd;
@@ -77,34 +78,43 @@ std::optional<std::string> judge(const std::string& device, const std::string& s
 
 }  // namespace
 
-std::optional<std::string> name_claimed_elsewhere(const config::Config& cfg) {
+std::optional<std::string> name_claimed_elsewhere(const config::Config& cfg,
+                                                  const std::function<bool()>& cancelled) {
+  // `auto` asks in 3.1.1, which every broker speaks; the check needs no v5 feature.
   const bool v5 = cfg.broker.protocol == config::Protocol::v5;
   const std::string base = cfg.prefix + "/" + cfg.device;
   const std::string echo = base + "/claim/" + random_hex(12);
+  // Paho's waits, a slice at a time, so that a signal ends the check within one slice.
+  auto wait = [&](paho::token& token, std::chrono::milliseconds total) {
+    const auto end = std::chrono::steady_clock::now() + total;
+    while (!token.wait_for(kSlice))
+      if (cancelled() || std::chrono::steady_clock::now() >= end) return false;
+    return true;
+  };
   try {
     paho::create_options create(v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
     paho::async_client client(cfg.broker.url, "lwclaim-" + random_hex(12), create, nullptr);
     client.start_consuming();
-    if (!client.connect(options(cfg.broker, v5))
-             ->wait_for(kConnectWait + std::chrono::seconds(1))) {
+    if (!wait(*client.connect(options(cfg.broker, v5)), kConnectWait + std::chrono::seconds(1))) {
       spdlog::debug("name check: no answer from the broker; skipped");
       return std::nullopt;
     }
     auto topics = paho::string_collection::create({base + "/status", base + "/info", echo});
-    client.subscribe(topics, std::vector<int>{1, 1, 0})->wait_for(kAnswerWait);
+    wait(*client.subscribe(topics, std::vector<int>{1, 1, 0}), kAnswerWait);
     // The broker sends the retained messages while it handles the subscription, so
     // once our own message on `echo` is back, whatever is retained has arrived.
     client.publish(paho::make_message(echo, "", 0, false));
     std::string status, info;
     const auto end = std::chrono::steady_clock::now() + kAnswerWait;
-    while (std::chrono::steady_clock::now() < end) {
+    while (std::chrono::steady_clock::now() < end && !cancelled()) {
       paho::const_message_ptr m;
-      if (!client.try_consume_message_for(&m, std::chrono::milliseconds(100)) || !m) continue;
+      if (!client.try_consume_message_for(&m, kSlice) || !m) continue;
       if (m->get_topic() == echo) break;
       (m->get_topic() == base + "/status" ? status : info) = m->to_string();
     }
+    if (cancelled()) return std::nullopt;
     try {
-      client.disconnect()->wait_for(std::chrono::seconds(1));
+      wait(*client.disconnect(), std::chrono::seconds(1));
     } catch (const paho::exception&) {
     }
     return judge(cfg.device, status, info);

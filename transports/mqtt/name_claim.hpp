@@ -4,6 +4,7 @@
 // linewired already has the name, it refuses to start (README "Fleets").
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -14,6 +15,8 @@ namespace linewire::mqtt {
 // A reason to refuse, or nothing when the name is free, was left by an instance that is
 // gone (this host, its pid no longer a linewired), or the broker cannot be asked now
 // (the agent then connects and retries as usual: the check never blocks a start-up).
-std::optional<std::string> name_claimed_elsewhere(const config::Config& cfg);
+// `cancelled` is polled every 50 ms: a SIGTERM during start-up ends the check at once.
+std::optional<std::string> name_claimed_elsewhere(const config::Config& cfg,
+                                                  const std::function<bool()>& cancelled);
 
 }  // namespace linewire::mqtt
