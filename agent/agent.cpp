@@ -258,9 +258,16 @@ std::optional<Error> Agent::write_stdin(const std::string& id, std::string_view 
 
 std::optional<Error> Agent::close_stdin(const std::string& id) {
   auto it = runs_.find(id);
-  if (it == runs_.end() || it->second->finished())
-    return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
-  return it->second->close_stdin();
+  if (it != runs_.end() && !it->second->finished()) return it->second->close_stdin();
+  // A run that has ended has no stdin left to close: what `eof` asks is already so.
+  // `linewire run DEV cmd </dev/null` sends `eof` as the reply comes, and a quick run
+  // may end before it arrives; an `unknown_run` on errors/ for that would be noise
+  // people alert on. The client cannot avoid the race, so the agent stays quiet.
+  if (it != runs_.end() || std::find(finished_.begin(), finished_.end(), id) != finished_.end()) {
+    spdlog::debug("run {}: eof after the run ended; nothing to close", id);
+    return std::nullopt;
+  }
+  return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
 }
 
 std::optional<Error> Agent::signal(const std::string& id, std::string_view name) {

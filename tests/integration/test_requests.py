@@ -138,6 +138,24 @@ def test_errors_for_a_finished_run(agent):
         topic = c.topic(f"run/{r.id}/{kind}")
         c.publish(topic, payload)
         assert c.wait_error(topic)["error"]["code"] == "unknown_run"
+    # `eof` to a run that has ended asks for what is already so: no error (a client
+    # sends it as a quick run ends, and errors/ is what people alert on).
+    mark = c.mark()
+    c.publish(c.topic(f"run/{r.id}/eof"), "")
+    c.assert_none(c.topic("errors"), since=mark, what="an error for eof after the run ended")
+
+
+def test_client_with_empty_stdin_raises_no_error(agent):
+    """`linewire run DEVICE cmd </dev/null` on a quick command: the client's eof may reach
+    the agent after the run ended; nothing appears on errors/."""
+    a = agent()
+    c = a.client()
+    mark = c.mark()
+    for _ in range(20):
+        r = c.run("echo", wait=False)
+        r.eof()
+        assert r.wait_final()["state"] == "exited"
+    c.assert_none(c.topic("errors"), since=mark, what="an error for a late eof")
 
 
 def test_group_start(agent, broker):
