@@ -6,8 +6,8 @@ std::optional<ConnectRefusal> connack_refusal(int code, Side side) {
   const std::string credentials = side == Side::agent
                                       ? "check broker.username and broker.password_file"
                                       : "check --username and --password-file";
-  const std::string version = side == Side::agent ? "set broker.protocol to 3.1.1 or auto"
-                                                  : "use --protocol 3.1.1";
+  const std::string version =
+      side == Side::agent ? "set broker.protocol to 3.1.1 or auto" : "use --protocol 3.1.1";
   ConnectRefusal r;
   switch (code) {
     case 1:     // MQTT 3.1.1: unacceptable protocol version
@@ -33,9 +33,10 @@ std::optional<ConnectRefusal> connack_refusal(int code, Side side) {
     case 5:
     case 0x87:
       r.reason = "not authorized";
-      r.hint = "the broker wants credentials or an ACL entry for this client, as mosquitto with "
-               "allow_anonymous false does: " +
-               credentials;
+      r.hint =
+          "the broker wants credentials or an ACL entry for this client, as mosquitto with "
+          "allow_anonymous false does: " +
+          credentials;
       return r;
     case 0x80:
       r.reason = "unspecified error";
@@ -62,8 +63,9 @@ std::optional<ConnectRefusal> connack_refusal(int code, Side side) {
       return r;
     case 0x90:
       r.reason = "topic name invalid";
-      r.hint = "the broker refuses the last will's topic {prefix}/{device}/status: check prefix, "
-               "device and the broker's ACL";
+      r.hint =
+          "the broker refuses the last will's topic {prefix}/{device}/status: check prefix, "
+          "device and the broker's ACL";
       return r;
     case 0x95:
       r.reason = "packet too large";
@@ -76,8 +78,9 @@ std::optional<ConnectRefusal> connack_refusal(int code, Side side) {
       return r;
     case 0x9A:
       r.reason = "retain not supported";
-      r.hint = "linewire needs retained messages (status, info, run states): enable them on the "
-               "broker";
+      r.hint =
+          "linewire needs retained messages (status, info, run states): enable them on the "
+          "broker";
       return r;
     case 0x9B:
       r.reason = "QoS not supported";

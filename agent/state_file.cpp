@@ -27,8 +27,9 @@ std::int64_t to_ms(Clock::time_point t) {
 
 StateFile::StateFile(std::string dir) {
   if (dir.empty()) {
-    spdlog::warn("state_dir is \"\": crash safety is off (after a crash, runs are not reported "
-                 "lost and their processes are not stopped)");
+    spdlog::warn(
+        "state_dir is \"\": crash safety is off (after a crash, runs are not reported "
+        "lost and their processes are not stopped)");
     return;
   }
   namespace fs = std::filesystem;

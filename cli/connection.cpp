@@ -38,7 +38,8 @@ std::string describe(const paho::exception& e) {
   // A refused CONNECT comes as Paho's "CONNACK return code" with the broker's code as
   // the return code: MQTT 5 reason codes from 0x80, MQTT 3.1.1 ones 1 to 5.
   if (rc >= 0x80 || (rc >= 1 && rc <= 5 && e.get_message() == "CONNACK return code"))
-    if (auto refusal = agent::connack_refusal(rc, agent::Side::client)) return agent::describe(*refusal);
+    if (auto refusal = agent::connack_refusal(rc, agent::Side::client))
+      return agent::describe(*refusal);
   std::string what = e.get_message();
   if (what.empty()) what = e.get_error_str();
   if (what.empty()) what = e.what();
@@ -49,8 +50,17 @@ std::string describe(const paho::exception& e) {
 }  // namespace
 
 struct Connection::Impl final : paho::iaction_listener {
+  // Paho throws from disable_callbacks() while a connect is under way (Ctrl-C during a
+  // hanging CONNECT); nothing may leave a destructor. Destroying the client ends the
+  // attempt and its callbacks either way.
   ~Impl() override {
-    if (client) client->disable_callbacks();
+    if (!client) return;
+    try {
+      client->disable_callbacks();
+    } catch (const std::exception&) {
+      // A connect in progress: reset() below stops it.
+    }
+    client.reset();
   }
 
   void push(Event e) {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <system_error>
 
 #include "cli/output.hpp"
 
@@ -24,7 +25,13 @@ StdinForwarder::StdinForwarder(Connection& connection, Requester& requester, std
       in_topic_(std::move(in_topic)),
       eof_topic_(std::move(eof_topic)) {}
 
-StdinForwarder::~StdinForwarder() { stop(); }
+StdinForwarder::~StdinForwarder() {
+  try {
+    stop();
+  } catch (const std::system_error&) {
+    // join() failed (cannot happen for a thread of ours); nothing may leave a destructor.
+  }
+}
 
 void StdinForwarder::start() {
   thread_ = std::thread([this] { loop(); });

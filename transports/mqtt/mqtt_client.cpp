@@ -324,9 +324,10 @@ struct Client::Impl final : paho::callback,
     auto refusal = agent::connack_refusal(code);
     if (refusal && refusal->unsupported_version && is_v5 &&
         broker.protocol == config::Protocol::automatic) {
-      spdlog::warn("mqtt: {} refused MQTT 5 (unsupported protocol version); broker.protocol is "
-                   "auto: using MQTT 3.1.1",
-                   broker.url);
+      spdlog::warn(
+          "mqtt: {} refused MQTT 5 (unsupported protocol version); broker.protocol is "
+          "auto: using MQTT 3.1.1",
+          broker.url);
       make_client(false);
       connect();
       return;
@@ -336,10 +337,10 @@ struct Client::Impl final : paho::callback,
       return;
     }
     // No CONNACK: Paho's own code. Its text is terse ("Failure"); say what it means.
-    std::string why = code == MQTTASYNC_FAILURE
-                          ? "no MQTT answer (the connection was refused, closed or timed out)"
-                          : std::string(MQTTAsync_strerror(code)) + " (code " +
-                                std::to_string(code) + ")";
+    std::string why =
+        code == MQTTASYNC_FAILURE
+            ? "no MQTT answer (the connection was refused, closed or timed out)"
+            : std::string(MQTTAsync_strerror(code)) + " (code " + std::to_string(code) + ")";
     schedule_retry(why);
   }
 
