@@ -12,7 +12,17 @@ command -v "$clang_format" >/dev/null || {
   exit 2
 }
 
+# git's failure inside <(...) would not stop the script: it would check no file and
+# pass. So ask git first, and refuse an empty list.
+command -v git >/dev/null || {
+  echo "check-format: git not found (scripts/install-deps.sh installs it)" >&2
+  exit 2
+}
 mapfile -t files < <(git ls-files -- '*.cpp' '*.hpp')
+if [ ${#files[@]} -eq 0 ]; then
+  echo "check-format: git ls-files lists no C++ file (not a git clone?)" >&2
+  exit 2
+fi
 offenders=()
 for f in "${files[@]}"; do
   [ -f "$f" ] || continue  # deleted in the work tree but still in the index
