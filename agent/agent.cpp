@@ -179,7 +179,7 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
         replaces = oldest->id();
         oldest->kill("replaced");
       }
-      queue_.push_front(Queued{id, name, std::move(request), std::move(origin)});
+      queue_.push_front(Queued{id, name, std::move(request), std::move(origin), Clock::now()});
       spdlog::info("run {}: starts once '{}' is gone", id, replaces.empty() ? name : replaces);
       return Started{id, 0, false, replaces};
     }
@@ -188,7 +188,7 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
       for (const auto& q : queue_)
         if (q.command == name) ++waiting;
       if (waiting < command->queue_max) {
-        queue_.push_back(Queued{id, name, std::move(request), std::move(origin)});
+        queue_.push_back(Queued{id, name, std::move(request), std::move(origin), Clock::now()});
         spdlog::info("run {}: queued ({} waiting for '{}')", id, waiting + 1, name);
         return Started{id, 0, true, {}};
       }
@@ -234,7 +234,7 @@ std::variant<Started, Error> Agent::launch(const config::Command& command, std::
 std::optional<Error> Agent::stop(const std::string& name) {
   if (!config_.find_command(name))
     return Error{ErrorCode::unknown_command, "no command '" + name + "' on " + config_.device};
-  std::erase_if(queue_, [&](const Queued& q) { return q.command == name; });
+  drop_queued([&](const Queued& q) { return q.command == name; }, "stopped while queued");
   if (auto it = services_.find(name); it != services_.end()) {
     it->second->wanted = false;  // stays stopped until started (SPEC §2)
     it->second->timer.cancel();
@@ -411,7 +411,7 @@ void Agent::recover() {
     r.phase = RunPhase::lost;
     r.ended = Clock::now();
     r.error = "linewired stopped while the run was running";
-    if (observer_) observer_->on_lost(r, state_document(r));
+    if (observer_) observer_->on_record_final(r, state_document(r));
     remember_finished(r.run);
   }
   save_state();
@@ -474,7 +474,8 @@ std::optional<std::string> Agent::reload(config::Config next) {
     else
       ++it;
   }
-  std::erase_if(queue_, [&](const Queued& q) { return !config_.find_command(q.command); });
+  drop_queued([&](const Queued& q) { return !config_.find_command(q.command); },
+              "its command was removed from the configuration while it was queued");
   spdlog::info("reloaded {}: {} command(s)", config_.source, config_.commands.size());
   if (observer_) observer_->on_reconfigured(previous);
   publish_info();
@@ -501,6 +502,37 @@ void Agent::start_queued() {
   }
 }
 
+// A queued start that will never run still ends (SPEC §4): whoever was told
+// "queued": true (or attached a WebSocket to it) waits for a final state.
+void Agent::drop_queued(const std::function<bool(const Queued&)>& which, const std::string& why) {
+  std::deque<Queued> dropped;
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (which(*it)) {
+      dropped.push_back(std::move(*it));
+      it = queue_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& q : dropped) {
+    RunRecord r;
+    r.run = q.id;
+    r.command = q.command;
+    r.args = q.request.args;
+    r.transport = q.origin.transport;
+    r.key = q.origin.key;
+    r.phase = RunPhase::failed;
+    r.started = q.queued_at;
+    r.ended = Clock::now();
+    r.error = why;
+    spdlog::info("run {}: {}", r.run, why);
+    finish_sinks(r);
+    if (observer_) observer_->on_record_final(r, state_document(r));
+    remember_finished(r.run);
+  }
+  if (!dropped.empty()) save_state();
+}
+
 void Agent::remember_finished(const std::string& id) {
   finished_.push_back(id);
   std::size_t keep = static_cast<std::size_t>(config_.keep_runs);
@@ -513,7 +545,7 @@ void Agent::remember_finished(const std::string& id) {
 
 void Agent::shutdown(std::function<void()> done) {
   shutting_down_ = true;
-  queue_.clear();
+  drop_queued([](const Queued&) { return true; }, "linewired shut down while it was queued");
   if (runs_.empty()) {
     done();
     return;

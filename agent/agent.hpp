@@ -35,8 +35,9 @@ class AgentObserver {
   // of the run was passed to on_line before.
   virtual void on_state(const Run& run, const std::string& document, bool final) = 0;
   virtual void on_running(const std::string& command, bool running) = 0;
-  // The final state of a run a previous agent process left behind.
-  virtual void on_lost(const RunRecord& record, const std::string& document) = 0;
+  // The final state of a run that has no Run (any more): one a previous agent process
+  // left behind (`lost`), or a queued start dropped before it ran (`failed`).
+  virtual void on_record_final(const RunRecord& record, const std::string& document) = 0;
   virtual void on_info(const std::string& document) = 0;
   // The retained state of this finished run is past keep_runs: clear it.
   virtual void on_forget(const std::string& run) = 0;
@@ -139,6 +140,7 @@ class Agent final : private RunHost {
     std::string command;
     StartRequest request;
     RunOrigin origin;
+    Clock::time_point queued_at;
   };
 
   void on_run_line(Run& run, Stream stream, std::string_view line, std::uint64_t seq) override;
@@ -159,6 +161,7 @@ class Agent final : private RunHost {
   void compile_patterns();
   void save_state() const;
   void remember_finished(const std::string& id);
+  void drop_queued(const std::function<bool(const Queued&)>& which, const std::string& why);
   void info_changed();
   void publish_info();
 

@@ -48,9 +48,13 @@ std::string state_document(const RunRecord& r) {
     doc["ended"] = iso8601(r.ended);
     doc["duration_ms"] =
         std::chrono::duration_cast<std::chrono::milliseconds>(r.ended - r.started).count();
-    doc["lines"] = r.lines;
-    doc["err_lines"] = r.err_lines;
-    doc["dropped"] = r.dropped;
+    // A lost run's counts died with the agent that kept them: none rather than 0s
+    // that read as "no output".
+    if (r.phase != RunPhase::lost) {
+      doc["lines"] = r.lines;
+      doc["err_lines"] = r.err_lines;
+      doc["dropped"] = r.dropped;
+    }
     if (r.truncated) doc["truncated"] = true;
     if (r.exit_code) doc["exit_code"] = *r.exit_code;
     if (r.phase == RunPhase::killed) {

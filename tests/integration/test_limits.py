@@ -1,6 +1,11 @@
 """SPEC §5 limits: limits.max_runs, max_instances with on_busy reject/queue/replace and
 queue_max, limits.max_line, max_output, limits.max_payload."""
 
+import signal
+
+import pytest
+import yaml
+
 from harness import unique
 
 CAT = {"exec": ["/bin/cat"], "kill_grace": "300ms"}
@@ -68,6 +73,39 @@ def test_max_instances_queue(agent):
     r2.wait_out("from the queue")
     r2.eof()
     assert r2.wait_final()["state"] == "exited"
+
+
+@pytest.mark.parametrize("how", ["stop", "reload", "shutdown"])
+def test_a_dropped_queued_run_still_ends(agent, how):
+    """§4: a queued start that never runs (its command stopped, removed by a reload, or the
+    agent shut down) gets a final state, `failed` with the reason, so whoever was told
+    "queued": true does not wait forever."""
+    a = agent(commands={"q": dict(CAT, max_instances=1, on_busy="queue"),
+                        "echo": {"exec": ["/bin/echo", "hi"]}})
+    c = a.client()
+    r1 = c.run("q", wait=False)
+    r1.wait_state("running")
+    r2 = c.run("q", wait=False)
+    assert r2.reply.get("queued") is True, r2.reply
+    if how == "stop":
+        c.publish(c.topic("cmd/q/stop"), "")
+        why = "stopped while queued"
+    elif how == "reload":
+        cfg = dict(a.config)
+        cfg["commands"] = {"echo": a.config["commands"]["echo"]}
+        with open(a.config_path, "w") as f:
+            yaml.safe_dump(cfg, f)
+        a.send_signal(signal.SIGHUP)
+        why = "removed from the configuration"
+    else:
+        assert a.stop() == 0
+        why = "shut down"
+    final = r2.wait_final()
+    assert final["state"] == "failed" and why in final["error"], final
+    assert final["run"] == r2.id and final["command"] == "q"
+    if how == "reload":
+        r1.eof()
+        assert r1.wait_final()["state"] == "exited"
 
 
 def test_queued_run_keeps_its_stdin_field(agent):

@@ -58,6 +58,16 @@ TEST_CASE("final states carry their outcome") {
   CHECK(doc["reason"] == "timeout");
   CHECK(doc["truncated"] == true);
   CHECK(doc["key"] == "alice");
+
+  // A lost run's counts are unknown (they died with the agent): absent, not 0.
+  r.phase = RunPhase::lost;
+  r.error = "linewired stopped while the run was running";
+  doc = json::parse(state_document(r));
+  CHECK(doc["state"] == "lost");
+  CHECK(doc["error"] == r.error);
+  CHECK_FALSE(doc.contains("lines"));
+  CHECK_FALSE(doc.contains("err_lines"));
+  CHECK_FALSE(doc.contains("dropped"));
 }
 
 TEST_CASE("args that are not UTF-8 do not break the document") {

@@ -413,7 +413,7 @@ void Transport::on_state(const agent::Run& run, const std::string& document, boo
   publish_state(run.id(), document);
 }
 
-void Transport::on_lost(const agent::RunRecord& record, const std::string& document) {
+void Transport::on_record_final(const agent::RunRecord& record, const std::string& document) {
   publish_state(record.run, document);
 }
 

@@ -49,7 +49,7 @@ class Transport final : private agent::AgentObserver {
   void on_running(const std::string& command, bool running) override;
   void on_info(const std::string& document) override;
   void on_forget(const std::string& run) override;
-  void on_lost(const agent::RunRecord& record, const std::string& document) override;
+  void on_record_final(const agent::RunRecord& record, const std::string& document) override;
   void on_reconfigured(const config::Config& previous) override;
   bool congested() const override { return client_.congested(); }
 
