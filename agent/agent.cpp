@@ -51,8 +51,10 @@ constexpr std::size_t kMinRememberedIds = 1000;
 
 }  // namespace
 
-Agent::Agent(asio::io_context& io, config::Config config, std::string version)
+Agent::Agent(asio::io_context& io, config::Config config, std::string version,
+             ProcessLauncher& launcher)
     : io_(io),
+      launcher_(launcher),
       config_(std::move(config)),
       version_(std::move(version)),
       host_(host_name()),
@@ -205,8 +207,8 @@ std::variant<Started, Error> Agent::start(const std::string& name, StartRequest 
 
 std::variant<Started, Error> Agent::launch(const config::Command& command, std::string id,
                                            StartRequest request, RunOrigin origin) {
-  auto run = std::make_unique<Run>(io_, static_cast<RunHost&>(*this), command, config_.limits, id,
-                                   std::move(origin));
+  auto run = std::make_unique<Run>(io_, static_cast<RunHost&>(*this), launcher_, command,
+                                   config_.limits, id, std::move(origin));
   auto error = run->start(config_.device, std::move(request.args), std::move(request.stdin_text),
                           request.timeout);
   if (error) {

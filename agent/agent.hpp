@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "agent/metrics.hpp"
+#include "agent/process.hpp"
 #include "agent/request.hpp"
 #include "agent/run.hpp"
 #include "agent/state_file.hpp"
@@ -73,7 +74,9 @@ struct Started {
 
 class Agent final : private RunHost {
  public:
-  Agent(boost::asio::io_context& io, config::Config config, std::string version);
+  // `launcher` starts the runs' processes: the real one unless a unit test fakes it.
+  Agent(boost::asio::io_context& io, config::Config config, std::string version,
+        ProcessLauncher& launcher = system_launcher());
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -166,6 +169,7 @@ class Agent final : private RunHost {
   void publish_info();
 
   boost::asio::io_context& io_;
+  ProcessLauncher& launcher_;
   config::Config config_;
   std::string version_;
   std::string host_;

@@ -776,4 +776,21 @@ std::unique_ptr<Process> Process::spawn(asio::io_context& io, const ProcessSpec&
   return std::make_unique<ChildHandle>(std::move(child));
 }
 
+namespace {
+
+class SystemLauncher final : public ProcessLauncher {
+ public:
+  std::unique_ptr<Process> launch(asio::io_context& io, const ProcessSpec& spec,
+                                  Process::Callbacks callbacks, std::error_code& ec) override {
+    return Process::spawn(io, spec, std::move(callbacks), ec);
+  }
+};
+
+}  // namespace
+
+ProcessLauncher& system_launcher() {
+  static SystemLauncher launcher;
+  return launcher;
+}
+
 }  // namespace linewire::agent

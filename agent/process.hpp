@@ -68,4 +68,18 @@ class Process {
   // is still reaped (no zombie) as long as the io_context runs.
 };
 
+// What starts processes for runs: the real one (posix_spawn, Process::spawn) in the
+// agent, a fake in the unit tests of Run and Agent (tests/unit/fake_process.hpp).
+class ProcessLauncher {
+ public:
+  virtual std::unique_ptr<Process> launch(boost::asio::io_context& io, const ProcessSpec& spec,
+                                          Process::Callbacks callbacks, std::error_code& ec) = 0;
+
+ protected:
+  ~ProcessLauncher() = default;
+};
+
+// Process::spawn behind the seam; one for the whole program.
+ProcessLauncher& system_launcher();
+
 }  // namespace linewire::agent

@@ -67,10 +67,12 @@ std::optional<std::string> resolve_identity(const config::Command& command, Proc
 
 }  // namespace
 
-Run::Run(asio::io_context& io, RunHost& host, const config::Command& command,
-         const config::Limits& limits, std::string id, RunOrigin origin)
+Run::Run(asio::io_context& io, RunHost& host, ProcessLauncher& launcher,
+         const config::Command& command, const config::Limits& limits, std::string id,
+         RunOrigin origin)
     : io_(io),
       host_(host),
+      launcher_(launcher),
       command_(command),
       limits_(limits),
       origin_(std::move(origin)),
@@ -111,7 +113,7 @@ std::optional<Error> Run::start(const std::string& device, std::vector<std::stri
   callbacks.on_stderr = [this](std::string_view chunk) { on_output(Stream::err, chunk); };
   callbacks.on_exit = [this](ProcessExit e) { on_exit(e.exit_code, e.signal); };
   std::error_code ec;
-  process_ = Process::spawn(io_, spec, std::move(callbacks), ec);
+  process_ = launcher_.launch(io_, spec, std::move(callbacks), ec);
   if (!process_) return fail("cannot start " + spec.executable + ": " + ec.message());
   record_.pid = process_->pid();
 

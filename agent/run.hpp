@@ -22,6 +22,7 @@ class io_context;
 namespace linewire::agent {
 
 class Process;
+class ProcessLauncher;
 class Run;
 
 enum class Stream { out, err };
@@ -50,8 +51,9 @@ class RunHost {
 
 class Run {
  public:
-  Run(boost::asio::io_context& io, RunHost& host, const config::Command& command,
-      const config::Limits& limits, std::string id, RunOrigin origin);
+  Run(boost::asio::io_context& io, RunHost& host, ProcessLauncher& launcher,
+      const config::Command& command, const config::Limits& limits, std::string id,
+      RunOrigin origin);
   ~Run();
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
@@ -98,6 +100,7 @@ class Run {
 
   boost::asio::io_context& io_;
   RunHost& host_;
+  ProcessLauncher& launcher_;
   config::Command command_;
   config::Limits limits_;
   RunOrigin origin_;
