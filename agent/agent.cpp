@@ -138,13 +138,33 @@ std::optional<Error> Agent::check_args(const config::Command& command,
   return std::nullopt;
 }
 
+const config::Command* Agent::find_command(const std::string& name,
+                                           std::string_view transport) const {
+  const config::Command* command = config_.find_command(name);
+  if (!command || (transport == "mqtt" && !command->mqtt) ||
+      (transport == "websocket" && !command->websocket))
+    return nullptr;
+  return command;
+}
+
+std::optional<Error> Agent::refuse_if_shutting_down() const {
+  if (shutting_down_) return Error{ErrorCode::shutting_down, "the agent is shutting down"};
+  return std::nullopt;
+}
+
 std::variant<Started, Error> Agent::start(const std::string& name, StartRequest request,
                                           RunOrigin origin) {
-  if (shutting_down_) return Error{ErrorCode::shutting_down, "the agent is shutting down"};
-  const config::Command* command = config_.find_command(name);
-  if (!command || (origin.transport == "mqtt" && !command->mqtt) ||
-      (origin.transport == "websocket" && !command->websocket))
+  const config::Command* command = find_command(name, origin.transport);
+  if (!command)
     return Error{ErrorCode::unknown_command, "no command '" + name + "' on " + config_.device};
+  return start(*command, std::move(request), std::move(origin));
+}
+
+std::variant<Started, Error> Agent::start(const config::Command& found, StartRequest request,
+                                          RunOrigin origin) {
+  if (auto e = refuse_if_shutting_down()) return *e;
+  const config::Command* command = &found;
+  const std::string& name = command->name;
   if (auto e = check_args(*command, request.args)) return *e;
   if (request.stdin_text && !command->stdin_enabled)
     return Error{ErrorCode::bad_request, "command '" + name + "' takes no stdin"};
@@ -233,9 +253,9 @@ std::variant<Started, Error> Agent::launch(const config::Command& command, std::
   return Started{id, r.record().pid, false, {}};
 }
 
-std::optional<Error> Agent::stop(const std::string& name) {
-  if (!config_.find_command(name))
-    return Error{ErrorCode::unknown_command, "no command '" + name + "' on " + config_.device};
+std::optional<Error> Agent::stop(const config::Command& command) {
+  if (auto e = refuse_if_shutting_down()) return e;
+  const std::string& name = command.name;
   drop_queued([&](const Queued& q) { return q.command == name; }, "stopped while queued");
   if (auto it = services_.find(name); it != services_.end()) {
     it->second->wanted = false;  // stays stopped until started (SPEC §2)
@@ -252,6 +272,7 @@ const config::Command* Agent::command_of_run(const std::string& id) const {
 }
 
 std::optional<Error> Agent::write_stdin(const std::string& id, std::string_view line) {
+  if (auto e = refuse_if_shutting_down()) return e;
   auto it = runs_.find(id);
   if (it == runs_.end() || it->second->finished())
     return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
@@ -259,6 +280,7 @@ std::optional<Error> Agent::write_stdin(const std::string& id, std::string_view 
 }
 
 std::optional<Error> Agent::close_stdin(const std::string& id) {
+  if (auto e = refuse_if_shutting_down()) return e;
   auto it = runs_.find(id);
   if (it != runs_.end() && !it->second->finished()) return it->second->close_stdin();
   // A run that has ended has no stdin left to close: what `eof` asks is already so.
@@ -273,6 +295,7 @@ std::optional<Error> Agent::close_stdin(const std::string& id) {
 }
 
 std::optional<Error> Agent::signal(const std::string& id, std::string_view name) {
+  if (auto e = refuse_if_shutting_down()) return e;
   auto sig = parse_signal(name);
   if (!sig)
     return Error{ErrorCode::bad_request,

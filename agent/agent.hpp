@@ -12,6 +12,7 @@
 #include <optional>
 #include <regex>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -86,11 +87,18 @@ class Agent final : private RunHost {
   const config::Config& config() const { return config_; }
   const std::string& version() const { return version_; }
 
-  // SPEC §3. The command name must already be a valid name.
+  // The command `name` as a transport may serve it (its `transports` list), or nullptr:
+  // a command a transport does not serve does not exist for it (unknown_command).
+  const config::Command* find_command(const std::string& name, std::string_view transport) const;
+
+  // SPEC §3, from `shutting_down` on; `command` is one of config().commands, found with
+  // find_command. The overload by name looks it up for origin.transport first.
+  std::variant<Started, Error> start(const config::Command& command, StartRequest request,
+                                     RunOrigin origin);
   std::variant<Started, Error> start(const std::string& command, StartRequest request,
                                      RunOrigin origin);
-  // Stops every run of the command (and queued starts of it).
-  std::optional<Error> stop(const std::string& command);
+  // Stops every run of the command (and drops queued starts of it).
+  std::optional<Error> stop(const config::Command& command);
   std::optional<Error> write_stdin(const std::string& run, std::string_view line);
   std::optional<Error> close_stdin(const std::string& run);
   std::optional<Error> signal(const std::string& run, std::string_view name);
@@ -151,6 +159,7 @@ class Agent final : private RunHost {
   bool output_congested() const override;
   void on_run_finished(Run& run) override;
 
+  std::optional<Error> refuse_if_shutting_down() const;
   std::optional<Error> check_args(const config::Command& command,
                                   const std::vector<std::string>& args) const;
   bool id_taken(const std::string& id) const;

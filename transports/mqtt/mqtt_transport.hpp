@@ -2,10 +2,14 @@
 // presence and info out.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include "agent/agent.hpp"
 #include "agent/names.hpp"
@@ -54,12 +58,27 @@ class Transport final : private agent::AgentObserver {
   bool congested() const override { return client_.congested(); }
 
   void on_connected();
+
+  // The request path (requests.cpp): decode, the shared checks, one handler per kind.
+  struct Request;
   void on_message(Message m);
-  void handle(const Message& m, const agent::RequestTopic& t, Reply& reply,
-              const agent::Verified& v);
+  Reply reply_route(const Message& m, agent::RequestKind kind) const;
+  std::optional<agent::Error> check(Request& req);
   const config::Command* auth_target(const agent::RequestTopic& t) const;
-  void refuse(const Message& m, const Reply& reply, const agent::Error& e);
-  void publish_reply(const Reply& reply, const std::string& document);
+  std::optional<agent::Error> dispatch(Request& req);
+  std::optional<agent::Error> handle_start(Request& req);
+  std::optional<agent::Error> handle_switch(Request& req);
+  std::optional<agent::Error> handle_stop(Request& req);
+  std::optional<agent::Error> handle_in(Request& req);
+  std::optional<agent::Error> handle_eof(Request& req);
+  std::optional<agent::Error> handle_signal(Request& req);
+  std::optional<agent::Error> handle_other(Request& req,
+                                           const std::function<std::optional<agent::Error>()>& act);
+  std::optional<agent::Error> stop_command(const std::string& name);
+  void log_request(const Request& req, std::string_view detail) const;
+  void refuse(const Request& req, const agent::Error& e);
+  void reply(const Request& req, nlohmann::json doc);
+
   void publish_last(const std::string& command);
   void publish_state(const std::string& run, const std::string& document);
   std::vector<std::string> filters() const;

@@ -1,0 +1,272 @@
+// The MQTT transport's request path (SPEC §3), mosquitto-shaped: a message is decoded
+// into one Request with its reply route worked out once; the checks every request
+// shares run once, in SPEC §3's order; a table sends each kind to its one handler,
+// which makes the checks of its own kind and asks the agent. Read top to bottom.
+#include <spdlog/spdlog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/signed_request.hpp"
+#include "agent/verifier.hpp"
+#include "transports/mqtt/homeassistant.hpp"
+#include "transports/mqtt/mqtt_transport.hpp"
+
+namespace linewire::mqtt {
+
+using agent::Error;
+using agent::ErrorCode;
+using agent::RequestKind;
+using nlohmann::json;
+
+namespace {
+
+std::string_view kind_name(RequestKind k) {
+  switch (k) {
+    case RequestKind::start:
+      return "start";
+    case RequestKind::stop:
+      return "stop";
+    case RequestKind::switch_:
+      return "switch";
+    case RequestKind::in:
+      return "in";
+    case RequestKind::eof:
+      return "eof";
+    case RequestKind::signal:
+      return "signal";
+    case RequestKind::group_start:
+      return "group start";
+  }
+  return "?";
+}
+
+std::string dump(const json& doc) {
+  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// What a log line may show of a payload: short and printable.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s.substr(0, 200)) out.push_back(c >= 0x20 && c < 0x7f ? c : '.');
+  if (s.size() > 200) out += "...";
+  return out;
+}
+
+}  // namespace
+
+// Where an answer goes: the MQTT 5 Response Topic, else `reply_to` (MQTT 3.1.1).
+struct Transport::Reply {
+  std::string topic;
+  std::optional<std::string> correlation;        // MQTT 5 Correlation Data
+  std::optional<std::string> correlation_field;  // 3.1.1 `correlation`, echoed in JSON
+};
+
+// One request as decoded from its message.
+struct Transport::Request {
+  const Message& message;
+  agent::RequestTopic topic;  // what it asks (kind) of what (name, group)
+  Reply reply;
+  agent::Verified verified;  // once the signature check passed: the plain payload, the key
+};
+
+// The MQTT 5 Response Topic, else the `reply_to` field of the payload (a signed
+// request's INNER, or a start's JSON object): read before anything else is checked, so
+// that a refusal is answered where its sender listens. An oversize payload is not read.
+Transport::Reply Transport::reply_route(const Message& m, RequestKind kind) const {
+  Reply reply;
+  if (!m.response_topic.empty()) {
+    reply.topic = m.response_topic;
+    reply.correlation = m.correlation;
+    return reply;
+  }
+  if (m.payload.size() > config_.limits.max_payload) return reply;
+  agent::ReplyFields fields;
+  if (agent::is_envelope(m.payload)) {
+    auto parsed = agent::parse_envelope(m.payload);
+    if (auto* env = std::get_if<agent::Envelope>(&parsed))
+      fields = agent::inner_reply_fields(env->inner);
+  } else if (kind == RequestKind::start || kind == RequestKind::group_start) {
+    fields = agent::inner_reply_fields(m.payload);
+  }
+  reply.topic = std::move(fields.reply_to);
+  reply.correlation_field = std::move(fields.correlation);
+  return reply;
+}
+
+void Transport::on_message(Message m) {
+  // Home Assistant came (back) online and forgot its entities. A retained `online`
+  // only arrives right after our subscribe, when the configs were just published.
+  if (config_.homeassistant.discovery && m.topic == homeassistant::status_topic(config_)) {
+    if (m.payload == "online" && !m.retained) publish_discovery();
+    return;
+  }
+  auto topic = topics_.parse(m.topic);
+  if (!topic) return;  // not a request topic (cannot happen with our filters)
+  Request req{m, std::move(*topic), {}, {}};
+  if (auto e = check(req)) return refuse(req, *e);
+  if (auto e = dispatch(req)) refuse(req, *e);
+}
+
+// The checks every request shares, in SPEC §3's order: size, retained, the signature
+// (before names and the command, so that with auth.require a stranger learns
+// neither), names. The command and the payload's fields are the handlers'.
+std::optional<Error> Transport::check(Request& req) {
+  const Message& m = req.message;
+  req.reply = reply_route(m, req.topic.kind);
+  if (m.payload.size() > config_.limits.max_payload)
+    return Error{ErrorCode::bad_request, "payload of " + std::to_string(m.payload.size()) +
+                                             " bytes is over " +
+                                             std::to_string(config_.limits.max_payload)};
+  if (m.retained)
+    return Error{ErrorCode::bad_request,
+                 "retained requests are refused: clear it with an empty retained message"};
+  auto checked = verifier_->check(m.topic, req.topic.kind, m.payload, auth_target(req.topic));
+  if (!checked.verified) return checked.error;
+  req.verified = std::move(*checked.verified);
+  if (!agent::valid_name(req.topic.name) ||
+      (req.topic.kind == RequestKind::group_start && !agent::valid_name(req.topic.group)))
+    return Error{ErrorCode::bad_request,
+                 "bad name in topic: names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"};
+  return std::nullopt;
+}
+
+// The command whose signature rules apply: the run's for in, eof and signal.
+const config::Command* Transport::auth_target(const agent::RequestTopic& t) const {
+  if (!agent::valid_name(t.name)) return nullptr;
+  switch (t.kind) {
+    case RequestKind::in:
+    case RequestKind::eof:
+    case RequestKind::signal:
+      return agent_.command_of_run(t.name);
+    default:
+      return agent_.find_command(t.name, "mqtt");
+  }
+}
+
+std::optional<Error> Transport::dispatch(Request& req) {
+  using Handler = std::optional<Error> (Transport::*)(Request&);
+  static constexpr std::pair<RequestKind, Handler> kHandlers[] = {
+      {RequestKind::start, &Transport::handle_start},
+      {RequestKind::group_start, &Transport::handle_start},
+      {RequestKind::switch_, &Transport::handle_switch},
+      {RequestKind::stop, &Transport::handle_stop},
+      {RequestKind::in, &Transport::handle_in},
+      {RequestKind::eof, &Transport::handle_eof},
+      {RequestKind::signal, &Transport::handle_signal},
+  };
+  for (const auto& [kind, handler] : kHandlers)
+    if (kind == req.topic.kind) return (this->*handler)(req);
+  return Error{ErrorCode::bad_request, "not a request topic"};
+}
+
+void Transport::log_request(const Request& req, std::string_view detail) const {
+  spdlog::info("request {} topic={} {} reply={} key={}", kind_name(req.topic.kind),
+               req.message.topic, detail, req.reply.topic.empty() ? "-" : req.reply.topic,
+               req.verified.key.empty() ? "-" : req.verified.key);
+}
+
+// Start (also a group's, and switch ON): the command, its keys, then the payload's
+// fields; the agent checks the rest (arguments, id, capacity).
+std::optional<Error> Transport::handle_start(Request& req) {
+  agent::ParsedStart parsed;
+  if (req.topic.kind != RequestKind::switch_) parsed = agent::parse_start(req.verified.payload);
+  const auto& r = parsed.request;
+  std::string args;
+  for (const auto& a : r.args) args += (args.empty() ? "" : " ") + printable(a);
+  log_request(
+      req, "command=" + req.topic.name + " run=" + r.id.value_or("(new)") + " args=[" + args + "]");
+  const config::Command* command = agent_.find_command(req.topic.name, "mqtt");
+  if (!command)
+    return Error{ErrorCode::unknown_command,
+                 "no command '" + req.topic.name + "' on " + config_.device};
+  if (auto e = verifier_->check_command_keys(req.verified, *command)) return e;
+  if (parsed.error) return parsed.error;
+  agent::RunOrigin origin;
+  origin.topic = req.message.topic;
+  origin.key = req.verified.key;
+  auto result = agent_.start(*command, std::move(parsed.request), std::move(origin));
+  if (auto* e = std::get_if<Error>(&result)) return *e;
+  const auto& started = std::get<agent::Started>(result);
+  json doc = {
+      {"ok", true}, {"device", config_.device}, {"run", started.run}, {"command", command->name}};
+  if (started.queued) doc["queued"] = true;
+  if (!started.replaces.empty()) doc["replaces"] = started.replaces;
+  if (started.pid > 0) doc["pid"] = started.pid;
+  reply(req, std::move(doc));
+  return std::nullopt;
+}
+
+// Every other kind: its command's keys (for in, eof and signal the run's command),
+// then the payload's fields, then the agent.
+std::optional<Error> Transport::handle_other(Request& req,
+                                             const std::function<std::optional<Error>()>& act) {
+  const bool about_command =
+      req.topic.kind == RequestKind::stop || req.topic.kind == RequestKind::switch_;
+  log_request(req, std::string(about_command ? "command=" : "run=") + req.topic.name +
+                       " payload=" + printable(req.verified.payload));
+  if (const auto* command = auth_target(req.topic))
+    if (auto e = verifier_->check_command_keys(req.verified, *command)) return e;
+  if (req.verified.fields_error) return req.verified.fields_error;
+  if (auto e = act()) return e;
+  reply(req, {{"ok", true}, {"device", config_.device}});
+  return std::nullopt;
+}
+
+std::optional<Error> Transport::handle_switch(Request& req) {
+  if (req.verified.payload == "ON") return handle_start(req);
+  return handle_other(req, [&]() -> std::optional<Error> {
+    if (req.verified.payload != "OFF")
+      return Error{ErrorCode::bad_request, "switch takes ON or OFF"};
+    return stop_command(req.topic.name);
+  });
+}
+
+std::optional<Error> Transport::handle_stop(Request& req) {
+  return handle_other(req, [&] { return stop_command(req.topic.name); });
+}
+
+std::optional<Error> Transport::stop_command(const std::string& name) {
+  const config::Command* command = agent_.find_command(name, "mqtt");
+  if (!command)
+    return Error{ErrorCode::unknown_command, "no command '" + name + "' on " + config_.device};
+  return agent_.stop(*command);
+}
+
+std::optional<Error> Transport::handle_in(Request& req) {
+  return handle_other(req,
+                      [&] { return agent_.write_stdin(req.topic.name, req.verified.payload); });
+}
+
+std::optional<Error> Transport::handle_eof(Request& req) {
+  return handle_other(req, [&] { return agent_.close_stdin(req.topic.name); });
+}
+
+std::optional<Error> Transport::handle_signal(Request& req) {
+  return handle_other(req, [&] { return agent_.signal(req.topic.name, req.verified.payload); });
+}
+
+void Transport::refuse(const Request& req, const Error& e) {
+  spdlog::info("refused {}: {} ({})", req.message.topic, to_string(e.code), e.message);
+  json error = {{"code", to_string(e.code)}, {"message", e.message}};
+  if (!req.reply.topic.empty())
+    return reply(req, {{"ok", false}, {"device", config_.device}, {"error", std::move(error)}});
+  PublishOptions o;
+  o.qos = config_.qos;
+  client_.publish(
+      topics_.errors(),
+      dump({{"device", config_.device}, {"topic", req.message.topic}, {"error", std::move(error)}}),
+      o);
+}
+
+// The one reply a request gets, when it named where (SPEC §3).
+void Transport::reply(const Request& req, json doc) {
+  const Reply& r = req.reply;
+  if (r.topic.empty()) return;
+  PublishOptions o;
+  o.qos = config_.qos;
+  o.correlation = r.correlation ? &*r.correlation : nullptr;
+  if (r.correlation_field) doc["correlation"] = *r.correlation_field;
+  client_.publish(r.topic, dump(doc), o);
+}
+
+}  // namespace linewire::mqtt
