@@ -87,9 +87,7 @@ bool Agent::has_capacity(const config::Command& command) const {
 }
 
 bool Agent::id_taken(const std::string& id) const {
-  if (runs_.count(id)) return true;
-  for (const auto& q : queue_)
-    if (q.id == id) return true;
+  if (find_live(id)) return true;
   for (const auto& f : finished_)
     if (f == id) return true;
   return false;
@@ -201,16 +199,20 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
         replaces = oldest->id();
         oldest->kill("replaced");
       }
-      queue_.push_front(Queued{id, name, std::move(request), std::move(origin), Clock::now()});
+      auto run = make_run(*command, id, std::move(origin));
+      run->queue(std::move(request));
+      queue_.push_front(std::move(run));
       spdlog::info("run {}: starts once '{}' is gone", id, replaces.empty() ? name : replaces);
       return Started{id, 0, false, replaces};
     }
     if (command->on_busy == config::OnBusy::queue) {
       int waiting = 0;
       for (const auto& q : queue_)
-        if (q.command == name) ++waiting;
+        if (q->command().name == name) ++waiting;
       if (waiting < command->queue_max) {
-        queue_.push_back(Queued{id, name, std::move(request), std::move(origin), Clock::now()});
+        auto run = make_run(*command, id, std::move(origin));
+        run->queue(std::move(request));
+        queue_.push_back(std::move(run));
         spdlog::info("run {}: queued ({} waiting for '{}')", id, waiting + 1, name);
         return Started{id, 0, true, {}};
       }
@@ -222,41 +224,53 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
                                                : config_.device + " is at max_runs (" +
                                                      std::to_string(config_.limits.max_runs) + ")"};
   }
-  return launch(*command, std::move(id), std::move(request), std::move(origin));
-}
-
-std::variant<Started, Error> Agent::launch(const config::Command& command, std::string id,
-                                           StartRequest request, RunOrigin origin) {
-  auto run = std::make_unique<Run>(io_, static_cast<RunHost&>(*this), launcher_, command,
-                                   config_.limits, id, std::move(origin));
+  auto run = make_run(*command, id, std::move(origin));
   auto error = run->start(config_.device, std::move(request.args), std::move(request.stdin_text),
                           request.timeout);
+  return launched(std::move(run), std::move(error));
+}
+
+std::unique_ptr<Run> Agent::make_run(const config::Command& command, const std::string& id,
+                                     RunOrigin origin) {
+  return std::make_unique<Run>(io_, static_cast<RunHost&>(*this), launcher_, command,
+                               config_.limits, id, std::move(origin));
+}
+
+std::variant<Started, Error> Agent::launched(std::unique_ptr<Run> run, std::optional<Error> error) {
+  const std::string id = run->id();
   if (error) {
     spdlog::warn("run {}: {}", id, error->message);
     if (observer_) observer_->on_state(*run, state_document(run->record()), true);
-    finish_sinks(run->record());
+    run->finish_sinks();
     remember_finished(id);
     return *error;
   }
-  bool was_running = running(command.name);
+  const std::string command = run->command().name;
+  bool was_running = running(command);
   Run& r = *run;
   runs_.emplace(id, std::move(run));
-  ++metrics_.commands[command.name].runs_started;
-  start_ticks_[id] = process_start_ticks(r.record().pid);
+  ++metrics_.commands[command].runs_started;
   save_state();
-  spdlog::info("run {}: started '{}' pid {}", id, command.name, r.record().pid);
+  spdlog::info("run {}: started '{}' pid {}", id, command, r.record().pid);
   if (observer_) {
     observer_->on_state(r, state_document(r.record()), false);
-    if (!was_running) observer_->on_running(command.name, true);
+    if (!was_running) observer_->on_running(command, true);
   }
   info_changed();
   return Started{id, r.record().pid, false, {}};
 }
 
+Run* Agent::find_live(const std::string& id) const {
+  if (auto it = runs_.find(id); it != runs_.end()) return it->second.get();
+  for (const auto& q : queue_)
+    if (q->id() == id) return q.get();
+  return nullptr;
+}
+
 std::optional<Error> Agent::stop(const config::Command& command) {
   if (auto e = refuse_if_shutting_down()) return e;
   const std::string& name = command.name;
-  drop_queued([&](const Queued& q) { return q.command == name; }, "stopped while queued");
+  drop_queued([&](const Run& q) { return q.command().name == name; }, "stopped while queued");
   if (auto it = services_.find(name); it != services_.end()) {
     it->second->wanted = false;  // stays stopped until started (SPEC §2)
     it->second->timer.cancel();
@@ -309,47 +323,31 @@ std::optional<Error> Agent::signal(const std::string& id, std::string_view name)
 void Agent::on_run_line(Run& run, Stream stream, std::string_view line, std::uint64_t seq) {
   ++metrics_.commands[run.command().name].lines;
   if (observer_) observer_->on_line(run, stream, line, seq);
-  auto it = sinks_.find(run.id());
-  if (it == sinks_.end()) return;
-  // A sink may detach itself while it hears a line.
-  auto sinks = it->second;
-  for (const auto& a : sinks) a.sink->on_line(stream, line, seq);
 }
 
 void Agent::on_run_output(Run& run) {
   if ((run.command().overflow == config::Overflow::block && output_congested()) ||
-      primary_congested(run.id()))
+      run.primary_congested())
     run.pause_output();
 }
 
-bool Agent::primary_congested(const std::string& run) const {
-  auto it = sinks_.find(run);
-  if (it == sinks_.end()) return false;
-  for (const auto& a : it->second)
-    if (a.primary && a.sink->congested()) return true;
-  return false;
-}
-
-bool Agent::attach(const std::string& run, RunSink& sink, bool primary) {
-  bool queued =
-      std::any_of(queue_.begin(), queue_.end(), [&](const Queued& q) { return q.id == run; });
-  auto it = runs_.find(run);
-  if (!queued && (it == runs_.end() || it->second->finished())) return false;
-  sinks_[run].push_back({&sink, primary});
+bool Agent::attach(const std::string& id, RunSink& sink, bool primary) {
+  Run* run = find_live(id);
+  if (!run || run->finished()) return false;
+  run->attach(sink, primary);
   return true;
 }
 
-void Agent::detach(const std::string& run, RunSink& sink) {
-  auto it = sinks_.find(run);
-  if (it == sinks_.end()) return;
-  std::erase_if(it->second, [&](const Attached& a) { return a.sink == &sink; });
-  if (it->second.empty()) sinks_.erase(it);
-  resume_run(run);  // a primary that left holds nothing back any more
+void Agent::detach(const std::string& id, RunSink& sink) {
+  Run* run = find_live(id);
+  if (!run) return;  // it ended: its sinks were told and forgotten
+  run->detach(sink);
+  resume_run(id);  // a primary that left holds nothing back any more
 }
 
 void Agent::resume_run(const std::string& id) {
   auto it = runs_.find(id);
-  if (it == runs_.end() || primary_congested(id)) return;
+  if (it == runs_.end() || it->second->primary_congested()) return;
   Run& run = *it->second;
   if (run.command().overflow == config::Overflow::block && output_congested()) return;
   run.resume_output();
@@ -362,18 +360,12 @@ bool Agent::kill(const std::string& id, std::string reason) {
   return true;
 }
 
-void Agent::finish_sinks(const RunRecord& record) {
-  auto node = sinks_.extract(record.run);
-  if (node.empty()) return;
-  for (const auto& a : node.mapped()) a.sink->on_finished(record);
-}
-
 bool Agent::output_congested() const { return observer_ && observer_->congested(); }
 
 void Agent::resume_output() {
   for (auto& [id, run] : runs_) {
     if (output_congested()) return;
-    if (!primary_congested(id)) run->resume_output();
+    if (!run->primary_congested()) run->resume_output();
   }
 }
 
@@ -386,14 +378,13 @@ void Agent::on_run_finished(Run& run) {
                r.lines);
   if (observer_) observer_->on_state(run, state_document(r), true);
   metrics_.commands[r.command].dropped += r.dropped;
-  finish_sinks(r);
+  run.finish_sinks();
   std::string id = r.run;
   std::string command = r.command;
   // The Run is inside its process's callback now: destroy it once that returns.
   auto node = runs_.extract(id);
   asio::post(io_, [owned = std::shared_ptr<Run>(std::move(node.mapped()))] {});
   remember_finished(id);
-  start_ticks_.erase(id);
   save_state();
   if (observer_ && !running(command)) observer_->on_running(command, false);
   info_changed();
@@ -414,10 +405,7 @@ void Agent::on_run_finished(Run& run) {
 void Agent::save_state() const {
   if (!state_file_.enabled()) return;
   SavedState state;
-  for (const auto& [id, run] : runs_) {
-    auto it = start_ticks_.find(id);
-    state.active.push_back({run->record(), it == start_ticks_.end() ? 0 : it->second});
-  }
+  for (const auto& [id, run] : runs_) state.active.push_back({run->record(), run->start_ticks()});
   std::size_t keep = std::min(finished_.size(), static_cast<std::size_t>(config_.keep_runs));
   state.finished.assign(finished_.end() - static_cast<std::ptrdiff_t>(keep), finished_.end());
   state_file_.save(state);
@@ -499,7 +487,7 @@ std::optional<std::string> Agent::reload(config::Config next) {
     else
       ++it;
   }
-  drop_queued([&](const Queued& q) { return !config_.find_command(q.command); },
+  drop_queued([&](const Run& q) { return !config_.find_command(q.command().name); },
               "its command was removed from the configuration while it was queued");
   spdlog::info("reloaded {}: {} command(s)", config_.source, config_.commands.size());
   if (observer_) observer_->on_reconfigured(previous);
@@ -510,50 +498,37 @@ std::optional<std::string> Agent::reload(config::Config next) {
 
 void Agent::start_queued() {
   for (auto it = queue_.begin(); it != queue_.end();) {
-    const config::Command* command = config_.find_command(it->command);
-    if (!command) {
-      it = queue_.erase(it);
+    const config::Command* command = config_.find_command((*it)->command().name);
+    if (!command || !has_capacity(*command)) {
+      ++it;  // a removed command's runs are dropped by the reload itself
       continue;
     }
-    if (!has_capacity(*command)) {
-      ++it;
-      continue;
-    }
-    Queued q = std::move(*it);
-    it = queue_.erase(it);
-    spdlog::info("run {}: starting from the queue", q.id);
-    launch(*command, q.id, std::move(q.request), std::move(q.origin));
-    it = queue_.begin();  // launch may have changed capacity for everyone
+    std::unique_ptr<Run> run = std::move(*it);
+    queue_.erase(it);
+    spdlog::info("run {}: starting from the queue", run->id());
+    auto error = run->start_queued(config_.device, *command);
+    launched(std::move(run), std::move(error));
+    it = queue_.begin();  // a start may have changed capacity for everyone
   }
 }
 
 // A queued start that will never run still ends (SPEC §4): whoever was told
 // "queued": true (or attached a WebSocket to it) waits for a final state.
-void Agent::drop_queued(const std::function<bool(const Queued&)>& which, const std::string& why) {
-  std::deque<Queued> dropped;
+void Agent::drop_queued(const std::function<bool(const Run&)>& which, const std::string& why) {
+  std::vector<std::unique_ptr<Run>> dropped;
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (which(*it)) {
+    if (which(**it)) {
       dropped.push_back(std::move(*it));
       it = queue_.erase(it);
     } else {
       ++it;
     }
   }
-  for (auto& q : dropped) {
-    RunRecord r;
-    r.run = q.id;
-    r.command = q.command;
-    r.args = q.request.args;
-    r.transport = q.origin.transport;
-    r.key = q.origin.key;
-    r.phase = RunPhase::failed;
-    r.started = q.queued_at;
-    r.ended = Clock::now();
-    r.error = why;
-    spdlog::info("run {}: {}", r.run, why);
-    finish_sinks(r);
-    if (observer_) observer_->on_record_final(r, state_document(r));
-    remember_finished(r.run);
+  for (auto& run : dropped) {
+    spdlog::info("run {}: {}", run->id(), why);
+    run->drop(why);
+    if (observer_) observer_->on_record_final(run->record(), state_document(run->record()));
+    remember_finished(run->id());
   }
   if (!dropped.empty()) save_state();
 }
@@ -570,7 +545,7 @@ void Agent::remember_finished(const std::string& id) {
 
 void Agent::shutdown(std::function<void()> done) {
   shutting_down_ = true;
-  drop_queued([](const Queued&) { return true; }, "linewired shut down while it was queued");
+  drop_queued([](const Run&) { return true; }, "linewired shut down while it was queued");
   if (runs_.empty()) {
     done();
     return;

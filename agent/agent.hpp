@@ -52,20 +52,6 @@ class AgentObserver {
   ~AgentObserver() = default;
 };
 
-// A consumer of one run's output beside the AgentObserver: a WebSocket client.
-class RunSink {
- public:
-  virtual void on_line(Stream stream, std::string_view line, std::uint64_t seq) = 0;
-  // The run ended; every line was passed to on_line before. The sink is detached.
-  virtual void on_finished(const RunRecord& record) = 0;
-  // Only asked of a run's primary sink (the client that started it): true holds the
-  // child back, as websocketd does, until the sink calls Agent::resume_run.
-  virtual bool congested() const = 0;
-
- protected:
-  ~RunSink() = default;
-};
-
 struct Started {
   std::string run;
   int pid = 0;  // 0 until the process runs (queued or replacing)
@@ -146,14 +132,6 @@ class Agent final : private RunHost {
   bool running(const std::string& command) const;
 
  private:
-  struct Queued {
-    std::string id;
-    std::string command;
-    StartRequest request;
-    RunOrigin origin;
-    Clock::time_point queued_at;
-  };
-
   void on_run_line(Run& run, Stream stream, std::string_view line, std::uint64_t seq) override;
   void on_run_output(Run& run) override;
   bool output_congested() const override;
@@ -166,14 +144,17 @@ class Agent final : private RunHost {
   std::string new_id();
   int instances(const std::string& command) const;
   bool has_capacity(const config::Command& command) const;
-  std::variant<Started, Error> launch(const config::Command& command, std::string id,
-                                      StartRequest request, RunOrigin origin);
+  std::unique_ptr<Run> make_run(const config::Command& command, const std::string& id,
+                                RunOrigin origin);
+  // A new Run's start: launched now, or a failure published as its final state.
+  std::variant<Started, Error> launched(std::unique_ptr<Run> run, std::optional<Error> error);
+  Run* find_live(const std::string& id) const;  // queued or running
   void start_queued();
   void restart_later(const config::Command& command, config::Duration ran_for);
   void compile_patterns();
   void save_state() const;
   void remember_finished(const std::string& id);
-  void drop_queued(const std::function<bool(const Queued&)>& which, const std::string& why);
+  void drop_queued(const std::function<bool(const Run&)>& which, const std::string& why);
   void info_changed();
   void publish_info();
 
@@ -185,25 +166,17 @@ class Agent final : private RunHost {
   std::chrono::system_clock::time_point started_;
   std::map<std::string, std::regex> patterns_;  // command → compiled args.pattern
   AgentObserver* observer_ = nullptr;
-  std::map<std::string, std::unique_ptr<Run>> runs_;  // active runs by id
-  std::deque<Queued> queue_;                          // on_busy: queue, in order
+  std::map<std::string, std::unique_ptr<Run>> runs_;  // running runs by id
+  std::deque<std::unique_ptr<Run>> queue_;            // queued runs, in order (on_busy)
   std::deque<std::string> finished_;                  // newest last, for keep_runs
   std::uint64_t id_counter_ = 0;
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
   StateFile state_file_;
-  std::map<std::string, std::uint64_t> start_ticks_;  // run id → process start time
-  struct Service;                                     // a service's restart timer and back-off
+  struct Service;  // a service's restart timer and back-off
   std::map<std::string, std::unique_ptr<Service>> services_;
   struct InfoTimer;
   std::unique_ptr<InfoTimer> info_timer_;
-  struct Attached {
-    RunSink* sink;
-    bool primary;
-  };
-  std::map<std::string, std::vector<Attached>> sinks_;  // run id → its sinks
-  bool primary_congested(const std::string& run) const;
-  void finish_sinks(const RunRecord& record);
   Metrics metrics_;
 };
 

@@ -4,6 +4,7 @@
 #include <pwd.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <csignal>
@@ -11,6 +12,7 @@
 
 #include "agent/names.hpp"
 #include "agent/process.hpp"
+#include "agent/state_file.hpp"
 
 namespace linewire::agent {
 
@@ -116,6 +118,7 @@ std::optional<Error> Run::start(const std::string& device, std::vector<std::stri
   process_ = launcher_.launch(io_, spec, std::move(callbacks), ec);
   if (!process_) return fail("cannot start " + spec.executable + ": " + ec.message());
   record_.pid = process_->pid();
+  start_ticks_ = process_start_ticks(record_.pid);
 
   if (command_.stdin_enabled) {
     stdin_open_ = true;
@@ -133,6 +136,43 @@ std::optional<Error> Run::start(const std::string& device, std::vector<std::stri
     });
   }
   return std::nullopt;
+}
+
+void Run::queue(StartRequest request) {
+  record_.started = Clock::now();  // for a run that is dropped before it starts
+  pending_ = std::move(request);
+}
+
+std::optional<Error> Run::start_queued(const std::string& device, const config::Command& now) {
+  StartRequest request = std::move(*pending_);
+  pending_.reset();
+  command_ = now;  // a reload while it waited: it runs as configured now
+  return start(device, std::move(request.args), std::move(request.stdin_text), request.timeout);
+}
+
+void Run::drop(std::string why) {
+  pending_.reset();
+  record_.phase = RunPhase::failed;
+  record_.ended = Clock::now();
+  record_.error = std::move(why);
+  finish_sinks();
+}
+
+void Run::attach(RunSink& sink, bool primary) { sinks_.push_back({&sink, primary}); }
+
+void Run::detach(RunSink& sink) {
+  std::erase_if(sinks_, [&](const Attached& a) { return a.sink == &sink; });
+}
+
+bool Run::primary_congested() const {
+  return std::any_of(sinks_.begin(), sinks_.end(),
+                     [](const Attached& a) { return a.primary && a.sink->congested(); });
+}
+
+void Run::finish_sinks() {
+  auto sinks = std::move(sinks_);
+  sinks_.clear();
+  for (const auto& a : sinks) a.sink->on_finished(record_);
 }
 
 void Run::send_signal(int sig) {
@@ -218,7 +258,16 @@ void Run::emit(Stream stream, std::string_view line) {
     hold(stream, line, seq);
     return;
   }
+  deliver(stream, line, seq);
+}
+
+// A line to the agent (and so the transports), then to each sink. A sink may detach
+// itself while it hears a line: the loop goes over a copy.
+void Run::deliver(Stream stream, std::string_view line, std::uint64_t seq) {
   host_.on_run_line(*this, stream, line, seq);
+  if (sinks_.empty()) return;
+  auto sinks = sinks_;
+  for (const auto& a : sinks) a.sink->on_line(stream, line, seq);
 }
 
 // overflow: drop (SPEC §5): while the broker is behind, lines wait here, and past
@@ -239,7 +288,7 @@ void Run::flush_held(bool all) {
     Held h = std::move(held_.front());
     held_.pop_front();
     held_bytes_ -= h.line.size() + kHeldOverhead;
-    host_.on_run_line(*this, h.stream, h.line, h.seq);
+    deliver(h.stream, h.line, h.seq);
   }
 }
 

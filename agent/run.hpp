@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "agent/documents.hpp"
 #include "agent/line_splitter.hpp"
@@ -49,6 +50,24 @@ class RunHost {
   ~RunHost() = default;
 };
 
+// A consumer of one run's output beside the agent's observer: a WebSocket client. It
+// attaches to the Run and detaches in its own destructor, so a Run never holds a sink
+// that is gone.
+class RunSink {
+ public:
+  virtual void on_line(Stream stream, std::string_view line, std::uint64_t seq) = 0;
+  // The run ended; every line was passed to on_line before. The sink is detached.
+  virtual void on_finished(const RunRecord& record) = 0;
+  // Only asked of a run's primary sink (the client that started it): true holds the
+  // child back, as websocketd does, until the sink calls Agent::resume_run.
+  virtual bool congested() const = 0;
+
+ protected:
+  ~RunSink() = default;
+};
+
+// A run's life in one object: queued (admitted, its id taken, sinks may attach, no
+// process yet), running (its process), finished (its record final, sinks told).
 class Run {
  public:
   Run(boost::asio::io_context& io, RunHost& host, ProcessLauncher& launcher,
@@ -63,6 +82,24 @@ class Run {
   std::optional<Error> start(const std::string& device, std::vector<std::string> args,
                              std::optional<std::string> stdin_text,
                              std::optional<config::Duration> timeout);
+
+  // Queued (on_busy: queue or replace): the request waits in the Run until
+  // start_queued() starts it, with the command as configured by then.
+  void queue(StartRequest request);
+  bool queued() const { return pending_.has_value(); }
+  std::optional<Error> start_queued(const std::string& device, const config::Command& now);
+  // A queued run that will never start ends `failed`, with `why`; its sinks are told.
+  void drop(std::string why);
+
+  // Sinks (SPEC §8's viewers): told every line and the end; a congested primary holds
+  // the child back.
+  void attach(RunSink& sink, bool primary);
+  void detach(RunSink& sink);
+  bool primary_congested() const;
+  void finish_sinks();
+  // The process's start time in clock ticks (crash safety: a reused pid is never
+  // killed), 0 before it started.
+  std::uint64_t start_ticks() const { return start_ticks_; }
 
   // TERM to the process group, KILL after kill_grace. The first reason sticks.
   void kill(std::string reason);
@@ -86,6 +123,7 @@ class Run {
 
   void on_output(Stream stream, std::string_view chunk);
   void emit(Stream stream, std::string_view line);
+  void deliver(Stream stream, std::string_view line, std::uint64_t seq);
   void on_exit(int exit_code, int sig);
   void send_signal(int sig);
   void hold(Stream stream, std::string_view line, std::uint64_t seq);
@@ -112,6 +150,13 @@ class Run {
   bool stdin_open_ = false;
   bool paused_ = false;
   std::deque<Held> held_;  // overflow: drop, while congested
+  struct Attached {
+    RunSink* sink;
+    bool primary;
+  };
+  std::vector<Attached> sinks_;
+  std::optional<StartRequest> pending_;  // queued: what it was asked
+  std::uint64_t start_ticks_ = 0;
   std::size_t held_bytes_ = 0;
   std::unique_ptr<Timers> timers_;
   std::unique_ptr<Process> process_;
