@@ -26,19 +26,7 @@ struct Agent::InfoTimer {
   bool armed = false;
 };
 
-// A `mode: service` command: wanted until a stop, restarted after it exits.
-struct Agent::Service {
-  Service(asio::io_context& io, config::Duration delay) : timer(io), backoff(delay) {}
-  asio::steady_timer timer;
-  bool wanted = true;
-  config::Duration backoff;
-};
-
 namespace {
-
-// A service that ran this long is healthy again: its back-off starts over.
-constexpr auto kServiceHealthy = std::chrono::seconds(60);
-constexpr config::Duration kMaxRestartDelay = std::chrono::minutes(5);
 
 std::string host_name() {
   char buf[256] = {};
@@ -60,6 +48,8 @@ Agent::Agent(asio::io_context& io, config::Config config, std::string version,
       host_(host_name()),
       started_(std::chrono::system_clock::now()),
       state_file_(config_.state_dir),
+      services_(std::make_unique<Services>(
+          io, [this](const std::string& name) { return start_service(name); })),
       info_timer_(std::make_unique<InfoTimer>(io)) {
   compile_patterns();
 }
@@ -177,10 +167,7 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
   }
 
   if (command->mode == config::Mode::service) {
-    auto& service = services_[name];
-    if (!service) service = std::make_unique<Service>(io_, command->restart_delay);
-    service->wanted = true;
-    service->timer.cancel();
+    services_->wanted(*command);
     if (running(name)) return Error{ErrorCode::busy, "service '" + name + "' is already running"};
   }
 
@@ -271,10 +258,7 @@ std::optional<Error> Agent::stop(const config::Command& command) {
   if (auto e = refuse_if_shutting_down()) return e;
   const std::string& name = command.name;
   drop_queued([&](const Run& q) { return q.command().name == name; }, "stopped while queued");
-  if (auto it = services_.find(name); it != services_.end()) {
-    it->second->wanted = false;  // stays stopped until started (SPEC §2)
-    it->second->timer.cancel();
-  }
+  services_->unwanted(name);  // stays stopped until started (SPEC §2)
   for (auto& [id, run] : runs_)
     if (run->command().name == name) run->kill("stop");
   return std::nullopt;
@@ -390,7 +374,7 @@ void Agent::on_run_finished(Run& run) {
   info_changed();
   if (const config::Command* c = config_.find_command(command);
       c && c->mode == config::Mode::service && !shutting_down_)
-    restart_later(*c, std::chrono::duration_cast<config::Duration>(r.ended - r.started));
+    services_->restart_later(*c, std::chrono::duration_cast<config::Duration>(r.ended - r.started));
   if (shutting_down_) {
     if (runs_.empty() && shutdown_done_) {
       auto done = std::move(shutdown_done_);
@@ -431,42 +415,20 @@ void Agent::recover() {
 }
 
 void Agent::start_services() {
-  for (const auto& c : config_.commands) {
-    if (c.mode != config::Mode::service || running(c.name)) continue;
-    if (auto it = services_.find(c.name); it != services_.end() && !it->second->wanted) continue;
-    RunOrigin origin;
-    origin.transport = "service";
-    spdlog::info("service '{}': starting", c.name);
-    auto result = start(c.name, StartRequest{}, std::move(origin));
-    if (auto* e = std::get_if<Error>(&result)) {
-      spdlog::warn("service '{}': {}", c.name, e->message);
-      restart_later(c, config::Duration::zero());
-    }
-  }
+  for (const auto& c : config_.commands)
+    if (c.mode == config::Mode::service && services_->is_wanted(c.name) && !running(c.name))
+      services_->start(c);
 }
 
-void Agent::restart_later(const config::Command& command, config::Duration ran_for) {
-  auto& service = services_[command.name];
-  if (!service) service = std::make_unique<Service>(io_, command.restart_delay);
-  if (!service->wanted) return;
-  if (ran_for >= kServiceHealthy) service->backoff = command.restart_delay;
-  auto delay = service->backoff;
-  service->backoff =
-      std::min(std::max(service->backoff * 2, config::Duration(1)), kMaxRestartDelay);
-  spdlog::info("service '{}': restarting in {} ms", command.name, delay.count());
-  service->timer.expires_after(delay);
-  service->timer.async_wait([this, name = command.name](const boost::system::error_code& ec) {
-    if (ec || shutting_down_) return;
-    const config::Command* c = config_.find_command(name);
-    if (!c || c->mode != config::Mode::service || running(name)) return;
-    RunOrigin origin;
-    origin.transport = "service";
-    auto result = start(name, StartRequest{}, std::move(origin));
-    if (auto* e = std::get_if<Error>(&result)) {
-      spdlog::warn("service '{}': {}", name, e->message);
-      restart_later(*c, config::Duration::zero());
-    }
-  });
+std::optional<Error> Agent::start_service(const std::string& name) {
+  const config::Command* c = config_.find_command(name);
+  if (shutting_down_ || !c || c->mode != config::Mode::service || running(name))
+    return std::nullopt;
+  RunOrigin origin;
+  origin.transport = "service";
+  auto result = start(*c, StartRequest{}, std::move(origin));
+  if (auto* e = std::get_if<Error>(&result)) return *e;
+  return std::nullopt;
 }
 
 std::optional<std::string> Agent::reload(config::Config next) {
@@ -480,13 +442,7 @@ std::optional<std::string> Agent::reload(config::Config next) {
   config_ = std::move(next);
   compile_patterns();
   // Services that are gone or no longer services are not restarted; their runs go on.
-  for (auto it = services_.begin(); it != services_.end();) {
-    const config::Command* c = config_.find_command(it->first);
-    if (!c || c->mode != config::Mode::service)
-      it = services_.erase(it);
-    else
-      ++it;
-  }
+  services_->keep_only(config_);
   drop_queued([&](const Run& q) { return !config_.find_command(q.command().name); },
               "its command was removed from the configuration while it was queued");
   spdlog::info("reloaded {}: {} command(s)", config_.source, config_.commands.size());

@@ -20,6 +20,7 @@
 #include "agent/process.hpp"
 #include "agent/request.hpp"
 #include "agent/run.hpp"
+#include "agent/services.hpp"
 #include "agent/state_file.hpp"
 #include "config/config.hpp"
 
@@ -150,7 +151,7 @@ class Agent final : private RunHost {
   std::variant<Started, Error> launched(std::unique_ptr<Run> run, std::optional<Error> error);
   Run* find_live(const std::string& id) const;  // queued or running
   void start_queued();
-  void restart_later(const config::Command& command, config::Duration ran_for);
+  std::optional<Error> start_service(const std::string& name);
   void compile_patterns();
   void save_state() const;
   void remember_finished(const std::string& id);
@@ -173,8 +174,7 @@ class Agent final : private RunHost {
   bool shutting_down_ = false;
   std::function<void()> shutdown_done_;
   StateFile state_file_;
-  struct Service;  // a service's restart timer and back-off
-  std::map<std::string, std::unique_ptr<Service>> services_;
+  std::unique_ptr<Services> services_;
   struct InfoTimer;
   std::unique_ptr<InfoTimer> info_timer_;
   Metrics metrics_;

@@ -4,6 +4,8 @@ group start) and the command topics (last, running), services (§5) and the audi
 import re
 import time
 
+import yaml
+
 from harness import NAME_RE, SLOWDOWN, unique
 
 SLEEP = {"exec": ["/bin/sleep", "30"], "kill_grace": "300ms"}
@@ -192,6 +194,28 @@ def test_group_start(agent, broker):
     mark = c.mark()
     c.publish(f"{a1.prefix}/_group/nobody/cmd/echo/start", "{}")
     c.assert_none(f"{a1.prefix}/+/run/+/state", since=mark, what="a run for a foreign group")
+
+
+def test_a_group_left_is_not_served(agent):
+    """A device that left a group no longer runs its starts, even when its persistent
+    session (broker.session_expiry) still holds the old subscription."""
+    a = agent(config={"groups": ["old"], "broker": {"session_expiry": "1h"}})
+    c = a.client()
+    c.subscribe(f"{a.base}/run/+/state")
+    assert a.stop() == 0
+    a.config["groups"] = ["new"]
+    with open(a.config_path, "w") as f:
+        yaml.safe_dump(a.config, f)
+    a.start()
+    mark = c.mark()
+    c.publish(f"{a.prefix}/_group/old/cmd/echo/start", "{}")
+    c.publish(f"{a.prefix}/_group/new/cmd/echo/start", "{}")
+    c.wait_msg(f"{a.base}/run/+/state", lambda m: m.payload and m.json()["state"] == "exited",
+               since=mark, what="the start for the group it is in")
+    time.sleep(0.3 * SLOWDOWN)
+    runs = {m.topic for m in c.snapshot(f"{a.base}/run/+/state", mark) if m.payload}
+    assert len(runs) == 1, f"a start for a group it left ran too: {runs}"
+    c.assert_none(c.topic("errors"), since=mark, what="a refusal for a group it is not in")
 
 
 def test_group_start_with_client_id(agent):

@@ -4,6 +4,7 @@
 // which makes the checks of its own kind and asks the agent. Read top to bottom.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "agent/signed_request.hpp"
@@ -102,6 +103,14 @@ void Transport::on_message(Message m) {
   }
   auto topic = topics_.parse(m.topic);
   if (!topic) return;  // not a request topic (cannot happen with our filters)
+  // A group this device left (a reload during an outage could not unsubscribe, or a
+  // persistent session kept the old subscription): not ours to answer or refuse.
+  if (topic->kind == RequestKind::group_start &&
+      std::find(config_.groups.begin(), config_.groups.end(), topic->group) ==
+          config_.groups.end()) {
+    spdlog::debug("ignored {}: not a member of group '{}'", m.topic, topic->group);
+    return;
+  }
   Request req{m, std::move(*topic), {}, {}};
   if (auto e = check(req)) return refuse(req, *e);
   if (auto e = dispatch(req)) refuse(req, *e);
