@@ -1,3 +1,4 @@
+// Puts a `--` before the remote command's words, so CLI11 leaves them alone: see argv.hpp.
 #include "cli/argv.hpp"
 
 namespace linewire::cli {

@@ -1,3 +1,4 @@
+// Signal handlers that only count SIGINT, SIGTERM and SIGHUP: see interrupts.hpp.
 #include "cli/interrupts.hpp"
 
 #include <atomic>

@@ -1,5 +1,5 @@
 // Ctrl-C and friends. The handlers only count signals (async-signal-safe); the client's
-// event loop picks them up within a tick (EventQueue::next), so no thread blocks in
+// event loop picks them up within a tick (Connection::next), so no thread blocks in
 // sigwait and nothing but an atomic is touched from a handler.
 #pragma once
 

@@ -9,11 +9,11 @@
 
 #include "agent/names.hpp"
 #include "cli/argv.hpp"
-#include "cli/commands.hpp"
-#include "cli/exit_status.hpp"
+#include "cli/broker/signer.hpp"
+#include "cli/commands/commands.hpp"
 #include "cli/interrupts.hpp"
-#include "cli/output.hpp"
-#include "cli/signer.hpp"
+#include "cli/output/output.hpp"
+#include "cli/run/exit_status.hpp"
 
 using namespace linewire;
 using namespace linewire::cli;

@@ -1,4 +1,4 @@
-#include "cli/connection.hpp"
+#include "cli/broker/connection.hpp"
 
 #include <mqtt/async_client.h>
 
@@ -8,8 +8,8 @@
 
 #include "agent/connack.hpp"
 #include "agent/tcp_nodelay.hpp"
+#include "cli/broker/ids.hpp"
 #include "cli/interrupts.hpp"
-#include "cli/requests.hpp"
 
 namespace linewire::cli {
 

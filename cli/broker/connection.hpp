@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/options.hpp"
+#include "cli/broker/options.hpp"
 
 namespace linewire::cli {
 

@@ -1,4 +1,5 @@
-#include "cli/options.hpp"
+// The broker's address and credentials from flags and the environment: see options.hpp.
+#include "cli/broker/options.hpp"
 
 #include <array>
 #include <fstream>

@@ -1,6 +1,5 @@
-// The payloads of the requests the client sends (SPEC §3). Every request the client
-// publishes is built here and leaves through one function (Requester in requester.hpp),
-// so that signing (SPEC §11) can wrap it in one place later.
+// The JSON of the start request the client sends and of the agents' replies (SPEC §3).
+// Requester (requester.hpp) publishes them; these are the pure parts, unit-tested.
 #pragma once
 
 #include <optional>
@@ -20,15 +19,6 @@ struct StartFields {
 };
 
 std::string start_payload(const StartFields& fields);
-
-// A fresh run id that sorts by time and reads well in `runs`: 20261122-230000-3fa9c1.
-std::string new_run_id();
-// A random lower-case hex string of `n` characters (client ids, correlation data).
-std::string random_hex(std::size_t n);
-
-}  // namespace linewire::cli
-
-namespace linewire::cli {
 
 // An agent's answer to a request (SPEC §3).
 struct Reply {

@@ -1,8 +1,9 @@
-#include "cli/requester.hpp"
+// Publishes every request to a device, signed when there is a key: see requester.hpp.
+#include "cli/broker/requester.hpp"
 
 #include <nlohmann/json.hpp>
 
-#include "cli/signer.hpp"
+#include "cli/broker/signer.hpp"
 
 namespace linewire::cli {
 

@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "cli/connection.hpp"
-#include "cli/requests.hpp"
+#include "cli/broker/connection.hpp"
+#include "cli/broker/payloads.hpp"
 
 namespace linewire::cli {
 

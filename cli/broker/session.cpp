@@ -1,9 +1,9 @@
-#include "cli/session.hpp"
+// The process's one connection, and bounded waits for retained messages: see session.hpp.
+#include "cli/broker/session.hpp"
 
 #include <cstdlib>
 
-#include "cli/offline_grace.hpp"
-#include "cli/output.hpp"
+#include "cli/output/output.hpp"
 
 namespace linewire::cli {
 
@@ -104,15 +104,6 @@ std::optional<std::string> wait_for_status(Connection& c, const std::string& top
     backlog.push_back(std::move(e->message));
   }
   return std::nullopt;
-}
-
-void connection_changed(const Event& e, OfflineGrace& offline) {
-  if (e.kind == Event::Kind::lost) {
-    note("connection to the broker lost; reconnecting");
-  } else if (e.kind == Event::Kind::reconnected) {
-    note("reconnected");
-    offline.reconnected(Clock::now());
-  }
 }
 
 std::optional<std::string> offline_reason(const std::optional<std::string>& status,

@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "cli/connection.hpp"
-#include "cli/options.hpp"
+#include "cli/broker/connection.hpp"
+#include "cli/broker/options.hpp"
 
 namespace linewire::cli {
 
-class OfflineGrace;
 class Signer;
 
 struct Context {
@@ -54,10 +53,6 @@ std::vector<Incoming> collect_retained(Connection& c, const std::vector<std::str
 // arrives meanwhile is appended to `backlog`. nullopt when none came.
 std::optional<std::string> wait_for_status(Connection& c, const std::string& topic,
                                            std::vector<Incoming>& backlog);
-
-// `linewire run`'s connection lost or back (`e`, neither a message nor an interrupt):
-// says so on stderr; once back, every device's offline grace starts again.
-void connection_changed(const Event& e, OfflineGrace& offline);
 
 // Why a device cannot take a request, for stderr; nullopt when it is online.
 std::optional<std::string> offline_reason(const std::optional<std::string>& status,

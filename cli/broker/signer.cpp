@@ -1,4 +1,5 @@
-#include "cli/signer.hpp"
+// Signs requests with an Ed25519 key; `linewire keygen`: see signer.hpp.
+#include "cli/broker/signer.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

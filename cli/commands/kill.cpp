@@ -2,10 +2,11 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/names.hpp"
-#include "cli/commands.hpp"
-#include "cli/exit_status.hpp"
-#include "cli/output.hpp"
-#include "cli/requester.hpp"
+#include "cli/broker/ids.hpp"
+#include "cli/broker/requester.hpp"
+#include "cli/commands/commands.hpp"
+#include "cli/output/output.hpp"
+#include "cli/run/exit_status.hpp"
 
 namespace linewire::cli {
 

@@ -2,11 +2,11 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/names.hpp"
-#include "cli/commands.hpp"
-#include "cli/devices.hpp"
-#include "cli/exit_status.hpp"
-#include "cli/output.hpp"
-#include "cli/runs_table.hpp"
+#include "cli/commands/commands.hpp"
+#include "cli/output/devices.hpp"
+#include "cli/output/output.hpp"
+#include "cli/output/runs_table.hpp"
+#include "cli/run/exit_status.hpp"
 
 namespace linewire::cli {
 

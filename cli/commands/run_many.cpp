@@ -1,18 +1,17 @@
 // `linewire run --group G | --all COMMAND [ARGS...]`: one run per device, a small pdsh
 // (SPEC §10). Every line is prefixed with its device; the exit status is the highest.
-#include <csignal>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "agent/names.hpp"
-#include "cli/commands.hpp"
-#include "cli/devices.hpp"
-#include "cli/exit_status.hpp"
-#include "cli/fanout.hpp"
-#include "cli/offline_grace.hpp"
-#include "cli/output.hpp"
-#include "cli/requester.hpp"
-#include "cli/run_streams.hpp"
+#include "cli/broker/ids.hpp"
+#include "cli/commands/commands.hpp"
+#include "cli/output/devices.hpp"
+#include "cli/output/output.hpp"
+#include "cli/run/exit_status.hpp"
+#include "cli/run/fanout.hpp"
+#include "cli/run/run_loop.hpp"
+#include "cli/run/run_streams.hpp"
 
 namespace linewire::cli {
 
@@ -43,16 +42,12 @@ std::optional<RunTopic> parse_run_topic(std::string_view topic, std::string_view
   return RunTopic{std::string(device), std::string(rest)};
 }
 
-class ManyRuns {
+class ManyRuns : public RunLoop {
  public:
-  ManyRuns(Connection& c, const Context& ctx, const RunOptions& o, std::string id)
-      : c_(c),
+  ManyRuns(Connection& c, const Context& ctx, const RunOptions& o, const std::string& id)
+      : RunLoop(c, o, id, "every run", "no final state after KILL"),
         ctx_(ctx),
-        o_(o),
-        id_(std::move(id)),
-        requester_(c),
-        directory_(ctx.prefix),
-        offline_(seconds(o.wait_s)) {}
+        directory_(ctx.prefix) {}
 
   int go() {
     c_.subscribe({c_.reply_topic(), ctx_.prefix + "/+/run/" + id_ + "/#"});
@@ -60,25 +55,7 @@ class ManyRuns {
       on_message(m);
     if (!pick_devices()) return kExitFailure;
     start();
-    while (!fanout_.done()) {
-      auto e = c_.next(deadline());
-      std::optional<int> done;
-      if (!e) {
-        done = on_deadline();
-      } else if (e->kind == Event::Kind::message) {
-        on_message(e->message);
-      } else if (e->kind == Event::Kind::interrupt) {
-        done = on_interrupt(e->signal);
-      } else {
-        connection_changed(*e, offline_);
-      }
-      if (!done && out().broken()) {
-        signal_running("TERM");
-        done = 128 + SIGPIPE;
-      }
-      if (done) return finish(*done);
-    }
-    return finish(fanout_.exit_status());
+    return finish(follow());
   }
 
  private:
@@ -97,12 +74,7 @@ class ManyRuns {
   }
 
   void start() {
-    correlation_ = random_hex(16);
-    StartFields f;
-    f.id = id_;
-    f.args = o_.args;
-    f.timeout_s = o_.timeout_s;
-    deadlines_.start(o_);
+    const StartFields f = starting();
     if (o_.all) {
       for (const auto& [device, e] : fanout_.entries())
         requester_.start(agent::Topics(ctx_.prefix, device).command(o_.command, "start"), f,
@@ -114,9 +86,14 @@ class ManyRuns {
     }
   }
 
-  Clock::time_point deadline() const { return deadlines_.next(!window_over_, offline_.deadline()); }
+  bool awaiting_reply() const override { return !window_over_; }
 
-  std::optional<int> on_deadline() {
+  std::optional<int> over() const override {
+    if (!fanout_.done()) return std::nullopt;
+    return fanout_.exit_status();
+  }
+
+  std::optional<int> on_deadline() override {
     auto now = Clock::now();
     for (const auto& device : offline_.expired(now))
       if (fanout_.went_offline(device)) note(device + " did not come back");
@@ -140,30 +117,29 @@ class ManyRuns {
     return std::nullopt;
   }
 
-  void on_message(const Incoming& m) {
-    if (m.topic == c_.reply_topic()) return on_reply(m);
-    if (auto t = parse_run_topic(m.topic, ctx_.prefix, id_)) return on_run(*t, m);
-    if (!directory_.add(m.topic, m.payload)) return;
-    if (!m.topic.ends_with("/status")) return;
+  std::optional<int> on_message(const Incoming& m) override {
+    if (m.topic == c_.reply_topic()) {
+      on_reply(m);
+    } else if (auto t = parse_run_topic(m.topic, ctx_.prefix, id_)) {
+      on_run(*t, m);
+    } else if (directory_.add(m.topic, m.payload) && m.topic.ends_with("/status")) {
+      on_status(m);
+    }
+    return std::nullopt;
+  }
+
+  void on_status(const Incoming& m) {
     // A device of ours that goes offline mid-run gets a grace to come back (OfflineGrace).
     const std::string device =
         m.topic.substr(ctx_.prefix.size() + 1, m.topic.rfind('/') - ctx_.prefix.size() - 1);
     const Fanout::Entry* e = fanout_.find(device);
     if (!e || (e->phase != Fanout::Phase::waiting && e->phase != Fanout::Phase::running)) return;
-    const bool was_offline = offline_.offline(device);
-    if (offline_.status(device, m.payload, Clock::now())) {
-      note(device + " went " + (m.payload.empty() ? "away" : m.payload) + "; waiting " +
-           json(o_.wait_s).dump() + " s for it to come back");
-    } else if (was_offline && m.payload == "online") {
-      note(device + " is back online");
-    }
+    device_status(device, m.payload);
   }
 
   void on_reply(const Incoming& m) {
-    auto reply = parse_reply(m.payload);
+    auto reply = our_reply(m);
     if (!reply || !agent::valid_name(reply->device)) return;
-    const std::string& correlation = c_.v5() ? m.correlation : reply->correlation;
-    if (correlation != correlation_) return;
     if (!reply->ok) {
       fanout_.refused(reply->device, reply->code, reply->message);
       return;
@@ -216,26 +192,12 @@ class ManyRuns {
     return it->second;
   }
 
-  std::optional<int> on_interrupt(int sig) {
-    if (sig != SIGINT) {
-      signal_running("TERM");
-      return 128 + sig;
-    }
-    ++interrupts_;
-    if (interrupts_ == 1) {
-      note("sending INT to every run (Ctrl-C again sends KILL)");
-      sent_signal_ = "INT";
-      signal_running("INT");
-    } else if (interrupts_ == 2) {
-      note("sending KILL to every run (Ctrl-C again leaves at once)");
-      sent_signal_ = "KILL";
-      signal_running("KILL");
-      deadlines_.give_up(kAfterKill, kExitFailure, "no final state after KILL");
-    } else {
-      return 128 + SIGINT;
-    }
-    return std::nullopt;
+  void interrupt(const std::string& name) override {
+    sent_signal_ = name;
+    signal_running(name);
   }
+
+  void terminate() override { signal_running("TERM"); }
 
   void signal_running(const std::string& name) {
     for (const auto& device : fanout_.running())
@@ -252,21 +214,12 @@ class ManyRuns {
     return status;
   }
 
-  Connection& c_;
   const Context& ctx_;
-  const RunOptions& o_;
-  std::string id_;
-  Requester requester_;
   DeviceDirectory directory_;
   Fanout fanout_;
-  OfflineGrace offline_;
   std::map<std::string, RunStreams> streams_;
-  std::string correlation_;
   std::string sent_signal_;
   bool window_over_ = false;
-  bool timed_out_ = false;
-  int interrupts_ = 0;
-  RunDeadlines deadlines_;
 };
 
 }  // namespace

@@ -1,15 +1,14 @@
 // `linewire run DEVICE COMMAND [ARGS...]`: one run on one device, like ssh (SPEC §10).
-#include <csignal>
 #include <nlohmann/json.hpp>
 
 #include "agent/names.hpp"
-#include "cli/commands.hpp"
-#include "cli/exit_status.hpp"
-#include "cli/offline_grace.hpp"
-#include "cli/output.hpp"
-#include "cli/requester.hpp"
-#include "cli/run_streams.hpp"
-#include "cli/stdin_forwarder.hpp"
+#include "cli/broker/ids.hpp"
+#include "cli/commands/commands.hpp"
+#include "cli/output/output.hpp"
+#include "cli/run/exit_status.hpp"
+#include "cli/run/run_loop.hpp"
+#include "cli/run/run_streams.hpp"
+#include "cli/run/stdin_forwarder.hpp"
 
 namespace linewire::cli {
 
@@ -17,18 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kExitBrokenPipe = 128 + 13;  // as if killed by SIGPIPE, like any filter
-
-class OneRun {
+class OneRun : public RunLoop {
  public:
-  OneRun(Connection& c, const std::string& prefix, const RunOptions& o, std::string id)
-      : c_(c),
-        o_(o),
+  OneRun(Connection& c, const std::string& prefix, const RunOptions& o, const std::string& id)
+      : RunLoop(c, o, id, "run " + id, "no final state from run " + id + " after KILL"),
         topics_(prefix, o.device),
-        id_(std::move(id)),
         run_base_(topics_.run(id_, "")),
-        requester_(c),
-        offline_(seconds(o.wait_s)),
         streams_([](Stream s, std::string_view line) {
           (s == Stream::out ? out() : err()).line(line);
         }) {}
@@ -44,42 +37,18 @@ class OneRun {
     start();
     for (auto& m : backlog)
       if (auto done = on_message(m)) return finish(*done);
-    for (;;) {
-      auto e = c_.next(deadline());
-      std::optional<int> done;
-      if (!e) {
-        done = on_deadline();
-      } else if (e->kind == Event::Kind::message) {
-        done = on_message(e->message);
-      } else if (e->kind == Event::Kind::interrupt) {
-        done = on_interrupt(e->signal);
-      } else {
-        connection_changed(*e, offline_);
-      }
-      if (!done && out().broken()) {
-        // Whoever read our stdout is gone (`| head -1`): the run's output has nowhere
-        // to go, so it ends as a local filter would.
-        signal("TERM");
-        done = kExitBrokenPipe;
-      }
-      if (done) return finish(*done);
-    }
+    return finish(follow());
   }
 
  private:
   void start() {
-    correlation_ = random_hex(16);
-    StartFields f;
-    f.id = id_;
-    f.args = o_.args;
-    f.timeout_s = o_.timeout_s;
-    deadlines_.start(o_);
+    StartFields f = starting();
     requester_.start(topics_.command(o_.command, "start"), std::move(f), correlation_);
   }
 
-  Clock::time_point deadline() const { return deadlines_.next(!replied_, offline_.deadline()); }
+  bool awaiting_reply() const override { return !replied_; }
 
-  std::optional<int> on_deadline() {
+  std::optional<int> on_deadline() override {
     auto now = Clock::now();
     if (!offline_.expired(now).empty()) {
       note(o_.device + " did not come back within " + json(o_.wait_s).dump() +
@@ -104,16 +73,10 @@ class OneRun {
     return std::nullopt;
   }
 
-  std::optional<int> on_message(const Incoming& m) {
+  std::optional<int> on_message(const Incoming& m) override {
     if (m.topic == c_.reply_topic()) return on_reply(m);
     if (m.topic == topics_.status()) {
-      const bool was_offline = offline_.offline(o_.device);
-      if (offline_.status(o_.device, m.payload, Clock::now())) {
-        note(o_.device + " went " + (m.payload.empty() ? "away" : m.payload) + "; waiting " +
-             json(o_.wait_s).dump() + " s for it to come back (run " + id_ + " goes on there)");
-      } else if (was_offline && m.payload == "online") {
-        note(o_.device + " is back online");
-      }
+      device_status(o_.device, m.payload, " (run " + id_ + " goes on there)");
       return std::nullopt;
     }
     if (m.topic.rfind(run_base_, 0) != 0) return std::nullopt;
@@ -130,10 +93,8 @@ class OneRun {
   }
 
   std::optional<int> on_reply(const Incoming& m) {
-    auto reply = parse_reply(m.payload);
+    auto reply = our_reply(m);
     if (!reply || replied_) return std::nullopt;
-    const std::string& correlation = c_.v5() ? m.correlation : reply->correlation;
-    if (correlation != correlation_) return std::nullopt;
     if (!reply->ok) {
       note(o_.device + " refused: " + reply->code +
            (reply->message.empty() ? "" : ": " + reply->message));
@@ -172,25 +133,10 @@ class OneRun {
     return timed_out_ ? kExitTimeout : outcome->status;
   }
 
-  std::optional<int> on_interrupt(int sig) {
-    if (sig != SIGINT) {
-      // Terminal closed or we were told to stop: the run should not outlive us.
-      if (replied_) signal("TERM");
-      return 128 + sig;
-    }
-    ++interrupts_;
-    if (interrupts_ == 1) {
-      note("sending INT to run " + id_ + " (Ctrl-C again sends KILL)");
-      signal("INT");
-    } else if (interrupts_ == 2) {
-      note("sending KILL to run " + id_ + " (Ctrl-C again leaves at once)");
-      signal("KILL");
-      deadlines_.give_up(kAfterKill, kExitFailure,
-                         "no final state from run " + id_ + " after KILL");
-    } else {
-      return 128 + SIGINT;
-    }
-    return std::nullopt;
+  void interrupt(const std::string& name) override { signal(name); }
+
+  void terminate() override {
+    if (replied_) signal("TERM");
   }
 
   void signal(const std::string& name) {
@@ -207,21 +153,12 @@ class OneRun {
     return status;
   }
 
-  Connection& c_;
-  const RunOptions& o_;
   agent::Topics topics_;
-  std::string id_;
   std::string run_base_;  // {prefix}/{device}/run/{id}/
-  Requester requester_;
-  OfflineGrace offline_;
   RunStreams streams_;
   std::unique_ptr<StdinForwarder> stdin_;
-  std::string correlation_;
   bool replied_ = false;
-  bool timed_out_ = false;
-  int interrupts_ = 0;
   std::string pending_signal_;
-  RunDeadlines deadlines_;
 };
 
 }  // namespace

@@ -5,11 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/names.hpp"
-#include "cli/commands.hpp"
-#include "cli/exit_status.hpp"
-#include "cli/offline_grace.hpp"
-#include "cli/output.hpp"
-#include "cli/run_streams.hpp"
+#include "cli/commands/commands.hpp"
+#include "cli/output/output.hpp"
+#include "cli/run/exit_status.hpp"
+#include "cli/run/offline_grace.hpp"
+#include "cli/run/run_streams.hpp"
 
 namespace linewire::cli {
 

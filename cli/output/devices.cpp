@@ -1,4 +1,5 @@
-#include "cli/devices.hpp"
+// Devices as their retained status and info describe them; the `ls` table: see devices.hpp.
+#include "cli/output/devices.hpp"
 
 #include "agent/names.hpp"
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/table.hpp"
+#include "cli/output/table.hpp"
 
 namespace linewire::cli {
 

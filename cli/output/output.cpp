@@ -1,4 +1,5 @@
-#include "cli/output.hpp"
+// stdout and stderr, one write per line, colour on a terminal only: see output.hpp.
+#include "cli/output/output.hpp"
 
 #include <sys/uio.h>
 #include <unistd.h>
@@ -8,7 +9,7 @@
 #include <cstring>
 #include <string>
 
-#include "cli/table.hpp"
+#include "cli/output/table.hpp"
 
 namespace linewire::cli {
 

@@ -1,10 +1,11 @@
-#include "cli/runs_table.hpp"
+// The `runs` table from the retained run states: see runs_table.hpp.
+#include "cli/output/runs_table.hpp"
 
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
 
-#include "cli/table.hpp"
+#include "cli/output/table.hpp"
 
 namespace linewire::cli {
 

@@ -1,4 +1,5 @@
-#include "cli/table.hpp"
+// Plain text tables with padded columns: see table.hpp.
+#include "cli/output/table.hpp"
 
 #include <algorithm>
 

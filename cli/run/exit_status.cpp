@@ -1,4 +1,5 @@
-#include "cli/exit_status.hpp"
+// A run's final state to the client's exit status: see exit_status.hpp.
+#include "cli/run/exit_status.hpp"
 
 #include <charconv>
 #include <csignal>

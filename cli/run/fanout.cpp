@@ -1,4 +1,5 @@
-#include "cli/fanout.hpp"
+// A fan-out's book-keeping: who answered, how each run ended, the summary: see fanout.hpp.
+#include "cli/run/fanout.hpp"
 
 #include <algorithm>
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/exit_status.hpp"
+#include "cli/run/exit_status.hpp"
 
 namespace linewire::cli {
 

@@ -1,4 +1,5 @@
-#include "cli/offline_grace.hpp"
+// How long a device that went offline mid-run may take to come back: see offline_grace.hpp.
+#include "cli/run/offline_grace.hpp"
 
 namespace linewire::cli {
 

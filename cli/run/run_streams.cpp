@@ -1,4 +1,5 @@
-#include "cli/run_streams.hpp"
+// A run's stdout and stderr in seq order, checked against its final state: see run_streams.hpp.
+#include "cli/run/run_streams.hpp"
 
 #include <nlohmann/json.hpp>
 #include <utility>

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/sequencer.hpp"
+#include "cli/run/sequencer.hpp"
 
 namespace linewire::cli {
 

@@ -1,4 +1,5 @@
-#include "cli/sequencer.hpp"
+// One stream of a run back in order by seq, duplicates dropped: see sequencer.hpp.
+#include "cli/run/sequencer.hpp"
 
 #include <utility>
 

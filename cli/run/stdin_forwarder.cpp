@@ -1,4 +1,5 @@
-#include "cli/stdin_forwarder.hpp"
+// Local stdin to a run's `in` and `eof`, on a thread of its own: see stdin_forwarder.hpp.
+#include "cli/run/stdin_forwarder.hpp"
 
 #include <poll.h>
 #include <unistd.h>
@@ -6,7 +7,7 @@
 #include <cerrno>
 #include <system_error>
 
-#include "cli/output.hpp"
+#include "cli/output/output.hpp"
 
 namespace linewire::cli {
 

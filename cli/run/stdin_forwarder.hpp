@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "cli/requester.hpp"
+#include "cli/broker/requester.hpp"
 
 namespace linewire::cli {
 

@@ -7,8 +7,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/argv.hpp"
-#include "cli/options.hpp"
-#include "cli/requests.hpp"
+#include "cli/broker/ids.hpp"
+#include "cli/broker/options.hpp"
+#include "cli/broker/payloads.hpp"
 
 using namespace linewire::cli;
 using nlohmann::json;

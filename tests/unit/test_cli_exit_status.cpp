@@ -2,7 +2,7 @@
 #include <csignal>
 #include <nlohmann/json.hpp>
 
-#include "cli/exit_status.hpp"
+#include "cli/run/exit_status.hpp"
 
 using namespace linewire::cli;
 using nlohmann::json;

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "cli/fanout.hpp"
-#include "cli/offline_grace.hpp"
+#include "cli/run/fanout.hpp"
+#include "cli/run/offline_grace.hpp"
 
 using namespace linewire::cli;
 

@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "cli/run_streams.hpp"
-#include "cli/sequencer.hpp"
+#include "cli/run/run_streams.hpp"
+#include "cli/run/sequencer.hpp"
 
 using namespace linewire::cli;
 using nlohmann::json;

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-#include "cli/devices.hpp"
-#include "cli/runs_table.hpp"
+#include "cli/output/devices.hpp"
+#include "cli/output/runs_table.hpp"
 
 using namespace linewire::cli;
 using nlohmann::json;
