@@ -13,6 +13,8 @@
 #                       LINEWIRE_CROSS=0 LINEWIRE_FUZZ_SECONDS=0 (packaging stays on)
 #   --cross-deps ARCH   afterwards also run cross/install-deps.sh ARCH (arm64, armhf):
 #                       the cross phase's packages, without its long build
+#   --cross ARCH        afterwards also run `cross/build.sh ARCH --package`, as the
+#                       README's Install section has a user do (install step included)
 #   --keep              keep the root afterwards (its path is printed)
 #   --root DIR          make the root in DIR, or reuse the root an earlier --keep left
 #                       there (then it is not fresh: packages installed by the earlier
@@ -46,13 +48,14 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
 
-run_quickstart=1 run_tests=1 keep=0 root="" ref=HEAD fresh=0 cross_arch=""
+run_quickstart=1 run_tests=1 keep=0 root="" ref=HEAD fresh=0 cross_deps_arch="" cross_arch=""
 while [ $# -gt 0 ]; do
   case $1 in
     --quickstart-only) run_tests=0 ;;
     --tests-only) run_quickstart=0 ;;
     --quick) export LINEWIRE_ASAN=0 LINEWIRE_CROSS=0 LINEWIRE_FUZZ_SECONDS=0 ;;
-    --cross-deps) cross_arch=${2:?--cross-deps needs an architecture} && shift ;;
+    --cross-deps) cross_deps_arch=${2:?--cross-deps needs an architecture} && shift ;;
+    --cross) cross_arch=${2:?--cross needs an architecture} && shift ;;
     --keep) keep=1 ;;
     --root) root=${2:?--root needs a folder} && keep=1 && shift ;;
     --ref) ref=${2:?--ref needs a commit} && shift ;;
@@ -274,8 +277,11 @@ if [ "$run_tests" = 1 ]; then
   # test.sh's own phase times, kept for the summary
   test_phases=$(sed -n '/^==> summary$/,$p' "$logs/test.log" | sed '1d;/^all passed$/d;/^FAILED$/d')
 fi
+if [ -n "$cross_deps_arch" ]; then
+  in_root cross-deps "cross/install-deps.sh $cross_deps_arch" || true
+fi
 if [ -n "$cross_arch" ]; then
-  in_root "cross-deps" "cross/install-deps.sh $cross_arch" || true
+  in_root "cross-$cross_arch" "cross/build.sh $cross_arch --package" || true
 fi
 
 # --- summary --------------------------------------------------------------------------------
