@@ -18,14 +18,6 @@ namespace linewire::agent {
 namespace asio = boost::asio;
 using nlohmann::json;
 
-// Info is refreshed when runs start or end, at most once a second (SPEC §6).
-struct Agent::InfoTimer {
-  explicit InfoTimer(asio::io_context& io) : timer(io) {}
-  asio::steady_timer timer;
-  std::chrono::steady_clock::time_point last{};
-  bool armed = false;
-};
-
 namespace {
 
 std::string host_name() {
@@ -50,7 +42,9 @@ Agent::Agent(asio::io_context& io, config::Config config, std::string version,
       state_file_(config_.state_dir),
       services_(std::make_unique<Services>(
           io, [this](const std::string& name) { return start_service(name); })),
-      info_timer_(std::make_unique<InfoTimer>(io)) {
+      info_(std::make_unique<Throttle>(io, std::chrono::seconds(1), [this] {
+        if (observer_) observer_->on_info(info_document());
+      })) {
   compile_patterns();
 }
 
@@ -517,48 +511,10 @@ void Agent::kill_now() {
   for (auto& [id, run] : runs_) run->signal(SIGKILL);
 }
 
-std::string Agent::info_document() const {
-  json commands = json::object();
-  for (const auto& c : config_.commands) {
-    int max = c.max_instances > 0 ? std::min(c.max_instances, config_.limits.max_runs)
-                                  : config_.limits.max_runs;
-    commands[c.name] = {{"args", c.args.has_value()},
-                        {"max_instances", max},
-                        {"mode", c.mode == config::Mode::service ? "service" : "on_demand"}};
-  }
-  json doc = {{"device", config_.device},
-              {"version", version_},
-              {"host", host_},
-              {"pid", static_cast<long>(getpid())},
-              {"started", iso8601(started_)},
-              {"commands", commands},
-              {"runs", {{"active", runs_.size()}, {"max", config_.limits.max_runs}}},
-              {"groups", config_.groups},
-              {"websocket",
-               config_.websocket.listen.empty() ? json(nullptr) : json(config_.websocket.listen)}};
-  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
 void Agent::info_changed() {
-  if (!observer_ || info_timer_->armed) return;
-  auto now = std::chrono::steady_clock::now();
-  auto next = info_timer_->last + std::chrono::seconds(1);
-  if (now >= next) {
-    publish_info();
-    return;
-  }
-  info_timer_->armed = true;
-  info_timer_->timer.expires_at(next);
-  info_timer_->timer.async_wait([this](const boost::system::error_code& ec) {
-    if (ec) return;
-    info_timer_->armed = false;
-    publish_info();
-  });
+  if (observer_) info_->request();
 }
 
-void Agent::publish_info() {
-  info_timer_->last = std::chrono::steady_clock::now();
-  if (observer_) observer_->on_info(info_document());
-}
+void Agent::publish_info() { info_->now(); }
 
 }  // namespace linewire::agent

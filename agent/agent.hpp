@@ -22,6 +22,7 @@
 #include "agent/run.hpp"
 #include "agent/services.hpp"
 #include "agent/state_file.hpp"
+#include "agent/throttle.hpp"
 #include "config/config.hpp"
 
 namespace boost::asio {
@@ -175,8 +176,7 @@ class Agent final : private RunHost {
   std::function<void()> shutdown_done_;
   StateFile state_file_;
   std::unique_ptr<Services> services_;
-  struct InfoTimer;
-  std::unique_ptr<InfoTimer> info_timer_;
+  std::unique_ptr<Throttle> info_;  // `info` at most once a second (SPEC §6)
   Metrics metrics_;
 };
 
