@@ -1,5 +1,5 @@
-// linewired: the agent. Loads the config, connects to the broker and serves requests
-// until SIGTERM/SIGINT (SPEC §6, §7).
+// linewired: the agent's composition root. Loads the config, connects to the broker and serves
+// requests until SIGTERM/SIGINT (SPEC §6, §7).
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
