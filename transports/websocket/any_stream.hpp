@@ -6,7 +6,8 @@
 // AnyStream puts the choice behind a virtual call per read_some/write_some (the
 // handler type-erased with asio::any_completion_handler), so those operations exist
 // once; only the few primitive operations of each real stream are compiled twice, in
-// any_stream.cpp. Included by listener.cpp only: Beast stays out of shared headers.
+// any_stream.cpp. Included by this folder's .cpp files (through listener_impl.hpp):
+// Beast stays out of shared headers.
 #pragma once
 
 #include <array>

@@ -1,6 +1,7 @@
 // The local WebSocket listener (SPEC §8) on the agent's io_context: `/{command}` starts
 // a run and pipes it, `/run/{run}` attaches a viewer, `/healthz`, `/metrics` and
-// static files. Beast stays inside listener.cpp: this header is all the agent sees.
+// static files. Asio and Beast stay in this folder's .cpp files and its private
+// listener_impl.hpp: this header is all the agent sees.
 #pragma once
 
 #include <functional>
@@ -52,7 +53,7 @@ class Listener {
   // "ADDRESS:PORT" bound (the port chosen by the system when 0 was asked).
   std::string endpoint() const;
 
-  // listener.cpp: the state its sessions share, which may outlive the Listener.
+  // listener_impl.hpp: the state its sessions share, which may outlive the Listener.
   struct Impl;
 
  private:

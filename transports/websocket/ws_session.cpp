@@ -1,0 +1,227 @@
+// A WebSocket connection piped to one run (SPEC §8.1, §8.2): output lines out as text
+// frames, and for the client that started the run, frames in as stdin lines and the
+// backlog holding the child back.
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <deque>
+
+#include "transports/websocket/listener_impl.hpp"
+
+namespace linewire::websocket {
+
+namespace ws = beast::websocket;
+
+namespace {
+
+// A client that neither answers pings nor sends anything this long is gone.
+constexpr auto kIdleTimeout = std::chrono::seconds(60);
+// The client that started a run holds the child back past this much queued output,
+// and lets it go on below the low mark (websocketd's backpressure, SPEC §8).
+constexpr std::size_t kPrimaryHigh = 256 * 1024;
+constexpr std::size_t kPrimaryLow = 64 * 1024;
+// A viewer further behind than this is disconnected (close 1008): it never slows the
+// run or the other viewers.
+constexpr std::size_t kViewerLimit = 1024 * 1024;
+constexpr std::size_t kFrameOverhead = 32;  // a queued frame's own cost
+
+// One WebSocket connection piped to one run: the run's primary (it started the run:
+// its frames are stdin, its backlog holds the child back, its leaving kills the run)
+// or a viewer (output only; dropped when too far behind).
+class WsSession final : public std::enable_shared_from_this<WsSession>,
+                        public agent::RunSink,
+                        public Live {
+ public:
+  WsSession(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run, bool primary)
+      : impl_(std::move(impl)),
+        ws_(std::move(stream)),
+        run_(std::move(run)),
+        primary_(primary),
+        timer_(impl_->io) {
+    ++impl_->websockets;
+    impl_->live.insert(this);
+  }
+  ~WsSession() {
+    if (attached_ && impl_->agent) impl_->agent->detach(run_, *this);
+    --impl_->websockets;
+    impl_->live.erase(this);
+  }
+
+  bool attach() {
+    if (!impl_->agent->attach(run_, *this, primary_)) return false;
+    attached_ = true;
+    keep_ = this->shared_from_this();  // the agent holds a plain pointer to this sink
+    return true;
+  }
+
+  void accept(Request req) {
+    auto timeouts = ws::stream_base::timeout::suggested(beast::role_type::server);
+    timeouts.idle_timeout = kIdleTimeout;
+    timeouts.keep_alive_pings = true;
+    ws_.set_option(timeouts);
+    ws_.set_option(ws::stream_base::decorator(
+        [](ws::response_type& res) { res.set(http::field::server, "linewired"); }));
+    ws_.read_message_max(impl_->options.max_message);
+    ws_.text(true);
+    ws_.async_accept(req, [self = this->shared_from_this()](error_code ec) {
+      if (ec) {
+        spdlog::debug("websocket {}: handshake failed: {}", self->run_, ec.message());
+        self->leave();
+        return;
+      }
+      self->accepted_ = true;
+      self->read();
+      self->flush();
+    });
+  }
+
+  // ---- agent::RunSink ----
+
+  void on_line(agent::Stream stream, std::string_view line, std::uint64_t) override {
+    if (stream != agent::Stream::out || ended_) return;
+    queue_.emplace_back(line);
+    queued_ += line.size() + kFrameOverhead;
+    if (queued_ > kPrimaryHigh) held_ = true;
+    if (!primary_ && queued_ > kViewerLimit) {
+      spdlog::info("run {}: a viewer is {} bytes behind: disconnected (1008)", run_, queued_);
+      end(ws::close_code::policy_error, "too slow: output queue full");
+      return;
+    }
+    flush();
+  }
+
+  void on_finished(const agent::RunRecord&) override {
+    attached_ = false;
+    // The agent is iterating its sinks: let go of this one after that.
+    asio::post(impl_->io, [keep = std::move(keep_)] {});
+    ended_ = true;
+    code_ = ws::close_code::normal;
+    flush();
+  }
+
+  bool congested() const override { return held_; }
+
+  // ---- Live: the Listener is going away ----
+
+  void abandon() override {
+    if (attached_ && impl_->agent) impl_->agent->detach(run_, *this);
+    attached_ = false;
+    ended_ = true;
+    error_code ignored;
+    ws_.next_layer().socket().close(ignored);
+    keep_.reset();  // may destroy this: nothing after
+  }
+
+ private:
+  // The run ends its side: drop what is queued behind the frame in flight and close.
+  void end(ws::close_code code, std::string reason) {
+    if (attached_) impl_->agent->detach(run_, *this);
+    attached_ = false;
+    asio::post(impl_->io, [keep = std::move(keep_)] {});
+    ended_ = true;
+    code_ = code;
+    reason_ = std::move(reason);
+    queue_.erase(writing_ ? queue_.begin() + 1 : queue_.begin(), queue_.end());
+    // A client that reads nothing may never take the frame in flight.
+    timer_.expires_after(std::chrono::seconds(10));
+    timer_.async_wait([weak = this->weak_from_this()](error_code ec) {
+      if (auto self = weak.lock(); self && !ec) {
+        error_code ignored;
+        self->ws_.next_layer().socket().close(ignored);
+      }
+    });
+    flush();
+  }
+
+  // Each frame is a line for the run's stdin; a viewer's frames are read and ignored.
+  void read() {
+    ws_.async_read(in_, [self = this->shared_from_this()](error_code ec, std::size_t) {
+      if (ec) {
+        self->leave();
+        return;
+      }
+      if (self->primary_ && self->attached_) {
+        auto error =
+            self->impl_->agent->write_stdin(self->run_, beast::buffers_to_string(self->in_.data()));
+        if (error) spdlog::debug("run {}: websocket input refused: {}", self->run_, error->message);
+      }
+      self->in_.consume(self->in_.size());
+      self->read();
+    });
+  }
+
+  // The client went away (or broke the protocol): a run it started is killed.
+  void leave() {
+    timer_.cancel();
+    if (!attached_) return;
+    attached_ = false;
+    impl_->agent->detach(run_, *this);
+    if (primary_) impl_->agent->kill(run_, "disconnect");
+    ended_ = true;
+    keep_.reset();
+  }
+
+  // Writes the queued frames one at a time, then closes once the run has ended. Below
+  // the low mark a held-back run reads again.
+  void flush() {
+    if (!accepted_ || writing_ || closing_) return;
+    if (queue_.empty()) {
+      if (ended_) close();
+      return;
+    }
+    writing_ = true;
+    ws_.async_write(asio::buffer(queue_.front()),
+                    [self = this->shared_from_this()](error_code ec, std::size_t) {
+                      self->writing_ = false;
+                      if (ec) {
+                        self->leave();
+                        return;
+                      }
+                      self->queued_ -= self->queue_.front().size() + kFrameOverhead;
+                      self->queue_.pop_front();
+                      if (self->held_ && self->queued_ < kPrimaryLow) {
+                        self->held_ = false;
+                        if (self->primary_ && self->attached_)
+                          self->impl_->agent->resume_run(self->run_);
+                      }
+                      self->flush();
+                    });
+  }
+
+  void close() {
+    closing_ = true;
+    ws_.async_close(ws::close_reason(code_, reason_),
+                    [self = this->shared_from_this()](error_code) { self->timer_.cancel(); });
+  }
+
+  std::shared_ptr<Listener::Impl> impl_;
+  ws::stream<AnyStream> ws_;
+  std::string run_;
+  bool primary_;
+  asio::steady_timer timer_;
+  std::shared_ptr<WsSession> keep_;  // set while attached: the agent's pointer stays good
+  beast::flat_buffer in_;
+  std::deque<std::string> queue_;  // frames not yet written, the one in flight first
+  std::size_t queued_ = 0;         // their bytes, plus kFrameOverhead each
+  bool held_ = false;              // past kPrimaryHigh, not yet below kPrimaryLow
+  bool attached_ = false;
+  bool accepted_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool ended_ = false;
+  ws::close_code code_ = ws::close_code::normal;
+  std::string reason_;
+};
+
+}  // namespace
+
+void open_websocket(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run,
+                    bool primary, Request req) {
+  auto session =
+      std::make_shared<WsSession>(std::move(impl), std::move(stream), std::move(run), primary);
+  if (session->attach()) session->accept(std::move(req));
+}
+
+}  // namespace linewire::websocket
