@@ -124,6 +124,10 @@ int main(int argc, char** argv) {
   config::Config cfg = std::move(*loaded.config);
   level_from_flag = !log_level.empty();
   setup_logging(log_level.empty() ? cfg.log_level : log_level);
+  if (cfg.state_dir.empty())
+    spdlog::warn(
+        "state_dir is \"\": crash safety is off (after a crash, runs are not reported "
+        "lost and their processes are not stopped)");
 
   // A subscriber that vanishes must not kill the agent through a pipe write.
   std::signal(SIGPIPE, SIG_IGN);
