@@ -26,13 +26,16 @@ struct Run::Timers {
 
 namespace {
 
-// SPEC §5: nothing inherited but PATH, HOME and LANG.
+// SPEC §5: nothing inherited but PATH, HOME and LANG. PYTHONUNBUFFERED: Python, the
+// most common program on a Pi, buffers stdout on a pipe and would show every line at
+// exit; with it, lines reach subscribers as they are printed. `env` may override it.
 std::vector<std::string> build_env(const config::Command& command, const RunOrigin& origin,
                                    const std::string& device, const std::string& run) {
   std::map<std::string, std::string> env;
   for (const char* name : {"PATH", "HOME", "LANG"})
     if (const char* v = std::getenv(name)) env[name] = v;
   if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+  env["PYTHONUNBUFFERED"] = "1";
   for (const auto& [k, v] : command.env) env[k] = v;
   for (const auto& [k, v] : origin.env) env[k] = v;
   env["LINEWIRE_DEVICE"] = device;

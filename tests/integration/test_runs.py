@@ -389,13 +389,15 @@ def test_request_timeout_never_lengthens(agent):
 
 
 def test_environment(agent):
-    """§5: nothing inherited but PATH, HOME, LANG, plus the command's env and LINEWIRE_*."""
+    """§5: nothing inherited but PATH, HOME, LANG, plus PYTHONUNBUFFERED=1, the command's env
+    and LINEWIRE_*."""
     a = agent(commands={"env": {"exec": ["/usr/bin/env"], "env": {"LEVEL": "debug"}}},
               env={"SECRET": "x", "LC_ALL": "C", "TERM": "xterm", "USER": "someone"})
     r = a.client().run("env")
     env = dict(line.decode().split("=", 1) for line in r.out)
-    assert set(env) == {"PATH", "HOME", "LANG", "LEVEL", "LINEWIRE_DEVICE", "LINEWIRE_COMMAND",
-                        "LINEWIRE_RUN", "LINEWIRE_TRANSPORT"}, env
+    assert set(env) == {"PATH", "HOME", "LANG", "PYTHONUNBUFFERED", "LEVEL", "LINEWIRE_DEVICE",
+                        "LINEWIRE_COMMAND", "LINEWIRE_RUN", "LINEWIRE_TRANSPORT"}, env
+    assert env["PYTHONUNBUFFERED"] == "1"
     assert env["PATH"] == a.env["PATH"] and env["HOME"] == a.env["HOME"]
     assert env["LANG"] == "C.UTF-8"
     assert env["LEVEL"] == "debug"
@@ -411,8 +413,29 @@ def test_environment_only_what_is_set(agent):
               env={"PATH": "/usr/bin:/bin", "SECRET": "x"})
     r = a.client().run("env")
     names = {line.decode().split("=", 1)[0] for line in r.out}
-    assert names == {"PATH", "LINEWIRE_DEVICE", "LINEWIRE_COMMAND", "LINEWIRE_RUN",
-                     "LINEWIRE_TRANSPORT"}, names
+    assert names == {"PATH", "PYTHONUNBUFFERED", "LINEWIRE_DEVICE", "LINEWIRE_COMMAND",
+                     "LINEWIRE_RUN", "LINEWIRE_TRANSPORT"}, names
+
+
+def test_a_python_script_prints_live(agent, prog):
+    """§5: a Python script that prints and sleeps (the most common program on a Pi) is seen
+    line by line as it prints, not all at its exit: Python buffers a pipe unless
+    PYTHONUNBUFFERED is set, which the agent does (a command's env may turn it off)."""
+    p = prog("ticker.py", "import time\nfor i in range(3):\n    print(i)\n    time.sleep(1)\n",
+             shebang="/usr/bin/python3")
+    a = agent(commands={"tick": {"exec": [p]},
+                        "tick_buffered": {"exec": [p], "env": {"PYTHONUNBUFFERED": ""}}})
+    c = a.client()
+    r = c.run("tick", wait=False)
+    r.wait_out("0", timeout=5)
+    assert r.final is None, "the first line came only at exit"
+    assert r.wait_final()["state"] == "exited" and r.out == [b"0", b"1", b"2"]
+    # The control: with it turned off the first line comes only at the exit, 2 s later.
+    t0 = time.monotonic()
+    r = c.run("tick_buffered", wait=False)
+    r.wait_out("0", timeout=10)
+    assert time.monotonic() - t0 >= 1.8, "buffered output arrived before the script ended"
+    assert r.wait_final()["state"] == "exited"
 
 
 def test_cwd(agent, tmp_path):
