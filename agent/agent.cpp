@@ -160,10 +160,14 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
     id = new_id();
   }
 
-  if (command->mode == config::Mode::service) {
-    services_->wanted(*command);
-    if (running(name)) return Error{ErrorCode::busy, "service '" + name + "' is already running"};
-  }
+  const bool service = command->mode == config::Mode::service;
+  if (service && running(name))
+    return Error{ErrorCode::busy, "service '" + name + "' is already running"};
+  // A service started by request is wanted again, and a pending restart is cancelled;
+  // only once the start goes ahead: a refused one must not cancel the restart.
+  auto wanted = [&] {
+    if (service) services_->wanted(*command);
+  };
 
   if (!has_capacity(*command)) {
     bool command_full = command->max_instances > 0 && instances(name) >= command->max_instances;
@@ -180,6 +184,7 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
         replaces = oldest->id();
         oldest->kill("replaced");
       }
+      wanted();
       auto run = make_run(*command, id, std::move(origin));
       run->queue(std::move(request));
       queue_.push_front(std::move(run));
@@ -191,6 +196,7 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
       for (const auto& q : queue_)
         if (q->command().name == name) ++waiting;
       if (waiting < command->queue_max) {
+        wanted();
         auto run = make_run(*command, id, std::move(origin));
         run->queue(std::move(request));
         queue_.push_back(std::move(run));
@@ -205,6 +211,7 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
                                                : config_.device + " is at max_runs (" +
                                                      std::to_string(config_.limits.max_runs) + ")"};
   }
+  wanted();
   auto run = make_run(*command, id, std::move(origin));
   auto error = run->start(config_.device, std::move(request.args), std::move(request.stdin_text),
                           request.timeout);
@@ -227,18 +234,26 @@ std::variant<Started, Error> Agent::launched(std::unique_ptr<Run> run, std::opti
     return *error;
   }
   const std::string command = run->command().name;
-  bool was_running = running(command);
   Run& r = *run;
   runs_.emplace(id, std::move(run));
   ++metrics_.commands[command].runs_started;
   save_state();
   spdlog::info("run {}: started '{}' pid {}", id, command, r.record().pid);
-  if (observer_) {
-    observer_->on_state(r, state_document(r.record()), false);
-    if (!was_running) observer_->on_running(command, true);
-  }
+  if (observer_) observer_->on_state(r, state_document(r.record()), false);
+  running_changed(command);
   info_changed();
   return Started{id, r.record().pid, false, {}};
+}
+
+// `cmd/{c}/running` only when it changes: a queued run taking a freed slot keeps it ON.
+void Agent::running_changed(const std::string& command) {
+  const bool now = running(command);
+  if (now == running_published_.contains(command)) return;
+  if (now)
+    running_published_.insert(command);
+  else
+    running_published_.erase(command);
+  if (observer_) observer_->on_running(command, now);
 }
 
 Run* Agent::find_live(const std::string& id) const {
@@ -364,20 +379,18 @@ void Agent::on_run_finished(Run& run) {
   asio::post(io_, [owned = std::shared_ptr<Run>(std::move(node.mapped()))] {});
   remember_finished(id);
   save_state();
-  if (observer_ && !running(command)) observer_->on_running(command, false);
   info_changed();
   if (const config::Command* c = config_.find_command(command);
       c && c->mode == config::Mode::service && !shutting_down_)
     services_->restart_later(*c, std::chrono::duration_cast<config::Duration>(r.ended - r.started));
-  if (shutting_down_) {
-    if (runs_.empty() && shutdown_done_) {
-      auto done = std::move(shutdown_done_);
-      shutdown_done_ = nullptr;
-      done();
-    }
-    return;
+  // A queued start takes the freed slot first, so `running` does not flicker OFF and ON.
+  if (!shutting_down_) start_queued();
+  running_changed(command);
+  if (shutting_down_ && runs_.empty() && shutdown_done_) {
+    auto done = std::move(shutdown_done_);
+    shutdown_done_ = nullptr;
+    done();
   }
-  start_queued();
 }
 
 void Agent::save_state() const {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <regex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -158,6 +159,7 @@ class Agent final : private RunHost {
   void remember_finished(const std::string& id);
   void drop_queued(const std::function<bool(const Run&)>& which, const std::string& why);
   void info_changed();
+  void running_changed(const std::string& command);
   void publish_info();
 
   boost::asio::io_context& io_;
@@ -176,7 +178,8 @@ class Agent final : private RunHost {
   std::function<void()> shutdown_done_;
   StateFile state_file_;
   std::unique_ptr<Services> services_;
-  std::unique_ptr<Throttle> info_;  // `info` at most once a second (SPEC §6)
+  std::set<std::string> running_published_;  // commands last published `running` ON
+  std::unique_ptr<Throttle> info_;           // `info` at most once a second (SPEC §6)
   Metrics metrics_;
 };
 

@@ -251,7 +251,9 @@ void Run::emit(Stream stream, std::string_view line) {
   // Every line printed gets its number, published or not: a consumer sees where lines
   // were dropped as a gap in `seq`, and `lines` = received + dropped.
   std::uint64_t seq = stream == Stream::out ? ++record_.lines : ++record_.err_lines;
-  if (command_.max_output && output_bytes_ + line.size() > *command_.max_output) {
+  // Past max_output every further line goes, short or not (SPEC §5).
+  if (record_.truncated ||
+      (command_.max_output && output_bytes_ + line.size() > *command_.max_output)) {
     record_.truncated = true;
     ++record_.dropped;
     return;

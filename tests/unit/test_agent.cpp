@@ -348,6 +348,8 @@ TEST_CASE("on_busy: queue answers queued and starts the run when a slot frees", 
   REQUIRE(f.ended("r2"));
   CHECK(f.child_of("r3"));
   CHECK(f.launcher.children.size() == 3);
+  // A queued run took each freed slot at once: `running` never went OFF in between.
+  CHECK(f.observer.running_changes("q") == std::vector<std::string>{"ON"});
 }
 
 TEST_CASE("a queued start whose launch fails ends failed", "[agent]") {
@@ -725,6 +727,26 @@ TEST_CASE("a congested observer pauses block runs, resume_output reads again", "
   f.agent->resume_output();
   CHECK_FALSE(b.paused);
   CHECK(f.observer.lines("d1", Stream::out) == std::vector<std::string>{"y"});
+}
+
+TEST_CASE("a refused start does not cancel a service's pending restart", "[agent]") {
+  auto s = command("svc");
+  s.mode = config::Mode::service;
+  s.restart_delay = 50ms;
+  auto other = command("other");
+  auto config = make_config({s, other});
+  config.limits.max_runs = 1;
+  Fixture f(std::move(config));
+  f.agent->start_services();
+  REQUIRE(f.launcher.children.size() == 1);
+  f.launcher.last().exit(1);  // the service waits 50 ms to restart
+  REQUIRE(f.until([&] { return f.agent->active_runs() == 0; }));
+  f.start("other", "o1");  // the device is full now
+  CHECK(f.refuse("svc").code == ErrorCode::busy);
+  f.child("o1").exit(0);
+  REQUIRE(f.ended("o1"));
+  // The restart still comes.
+  CHECK(f.until([&] { return f.launcher.children.size() == 3; }));
 }
 
 TEST_CASE("a service starts with start_services and restarts after it ends", "[agent]") {

@@ -261,6 +261,8 @@ TEST_CASE("max_output drops the lines past it and marks the run truncated", "[ru
   child.out("9\n");     // 9 bytes so far
   child.err("ab\n");    // 11: dropped
   child.out("cd\nef");  // dropped, the unterminated one too
+  child.out("\n");      // "ef" ends: dropped (a line past the limit, however short)
+  child.out("g\n");     // 1 byte would still fit, but past max_output every line goes
   child.exit(0);
   REQUIRE(f.finish());
   std::vector<std::string> texts;
@@ -269,9 +271,9 @@ TEST_CASE("max_output drops the lines past it and marks the run truncated", "[ru
   CHECK(f.host.lines[2].seq == 2);
   const RunRecord& r = *f.host.final_record;
   CHECK(r.truncated);
-  CHECK(r.lines == 4);  // printed, dropped ones included
+  CHECK(r.lines == 5);  // printed, dropped ones included
   CHECK(r.err_lines == 2);
-  CHECK(r.dropped == 3);
+  CHECK(r.dropped == 4);
   CHECK(r.phase == RunPhase::exited);
 }
 
