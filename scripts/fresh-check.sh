@@ -263,8 +263,12 @@ in_root() {
   done
   echo
   echo "==> [$name] $cmd   (log: $logs/$name.log)"
-  chroot "$root" /usr/bin/env -i "${env[@]}" /bin/bash -c "cd $clone && $cmd" \
-    </dev/null 2>&1 | tee "$logs/$name.log" || rc=$?
+  # In the background, with `wait`: bash runs a trap only after the foreground command
+  # ends, while `wait` returns at once on a signal, so a TERM (or a timeout) cleans up
+  # now rather than after the whole test run.
+  (chroot "$root" /usr/bin/env -i "${env[@]}" /bin/bash -c "cd $clone && $cmd" \
+    </dev/null 2>&1 | tee "$logs/$name.log") &
+  wait $! || rc=$?
   record "$name" "$t" "$rc"
   return "$rc"
 }
