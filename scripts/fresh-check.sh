@@ -37,6 +37,17 @@
 #   LINEWIRE_FRESH_VARIANT debootstrap variant (default minbase: essential packages and
 #                       apt, like Debian's container images, which CI's machines are)
 #
+# --quickstart-only --tests-only with --cross ARCH runs the cross build alone. Each
+# command runs even when an earlier one failed (a later one may show more gaps).
+#
+# How the chroot differs from a real machine, and what is done about it: it shares
+# this machine's kernel, network and PID namespaces, so packages are kept from
+# starting daemons (policy-rc.d, see below), processes left in the root are ended by
+# their root folder, and /proc, /sys, /dev, /dev/pts and a private /dev/shm are
+# mounted and unmounted again by an EXIT trap, on failure and on INT/TERM too. There
+# is no systemd as PID 1; nothing in the quick start or the tests needs one (the unit
+# is checked with systemd-analyze verify, sysusers and tmpfiles, which do not).
+#
 # Needs root (debootstrap, chroot, mount). Installs debootstrap if it is missing.
 # Exits non-zero if a command failed in the root; prints a summary with times, and
 # the integration tests that were skipped (a skip can hide a missing package: several
