@@ -14,6 +14,11 @@ case $arch in
     ;;
 esac
 
+# The host's side first: cmake, ninja, and the header-only libraries (Boost,
+# nlohmann-json, CLI11, Catch2) come from the native list, so that cross/build.sh also
+# works on its own on a fresh machine (it did not: "cmake: command not found").
+"$(dirname "${BASH_SOURCE[0]}")/../scripts/install-deps.sh"
+
 packages=(
   "crossbuild-essential-$arch" qemu-user
   # The target's libraries (headers come along; Boost, nlohmann-json, CLI11 and
