@@ -280,21 +280,21 @@ const config::Command* Agent::command_of_run(const std::string& id) const {
 
 std::optional<Error> Agent::write_stdin(const std::string& id, std::string_view line) {
   if (auto e = refuse_if_shutting_down()) return e;
-  auto it = runs_.find(id);
-  if (it == runs_.end() || it->second->finished())
+  Run* run = find_live(id);  // a queued run keeps the lines until it starts
+  if (!run || run->finished())
     return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
-  return it->second->write_line(line);
+  return run->write_line(line);
 }
 
 std::optional<Error> Agent::close_stdin(const std::string& id) {
   if (auto e = refuse_if_shutting_down()) return e;
-  auto it = runs_.find(id);
-  if (it != runs_.end() && !it->second->finished()) return it->second->close_stdin();
+  Run* run = find_live(id);  // a queued run closes it right after it starts
+  if (run && !run->finished()) return run->close_stdin();
   // A run that has ended has no stdin left to close: what `eof` asks is already so.
   // `linewire run DEV cmd </dev/null` sends `eof` as the reply comes, and a quick run
   // may end before it arrives; an `unknown_run` on errors/ for that would be noise
   // people alert on. The client cannot avoid the race, so the agent stays quiet.
-  if (it != runs_.end() || std::find(finished_.begin(), finished_.end(), id) != finished_.end()) {
+  if (run || std::find(finished_.begin(), finished_.end(), id) != finished_.end()) {
     spdlog::debug("run {}: eof after the run ended; nothing to close", id);
     return std::nullopt;
   }

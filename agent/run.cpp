@@ -150,7 +150,10 @@ std::optional<Error> Run::start_queued(const std::string& device, const config::
   StartRequest request = std::move(*pending_);
   pending_.reset();
   command_ = now;  // a reload while it waited: it runs as configured now
-  return start(device, std::move(request.args), std::move(request.stdin_text), request.timeout);
+  auto error =
+      start(device, std::move(request.args), std::move(request.stdin_text), request.timeout);
+  if (!error && pending_eof_) close_stdin();
+  return error;
 }
 
 void Run::drop(std::string why) {
@@ -205,6 +208,20 @@ bool Run::signal(int sig) {
 std::optional<Error> Run::write_line(std::string_view line) {
   if (!command_.stdin_enabled)
     return Error{ErrorCode::bad_request, "command '" + command_.name + "' takes no stdin"};
+  if (pending_) {
+    // Queued: the lines wait in the run (bounded by limits.buffer) and are written
+    // first thing when it starts; a client sends stdin as soon as it hears "queued".
+    if (pending_eof_)
+      return Error{ErrorCode::bad_request, "stdin of run '" + record_.run + "' is closed"};
+    std::string& text =
+        pending_->stdin_text ? *pending_->stdin_text : pending_->stdin_text.emplace();
+    if (text.size() + line.size() + 1 > limits_.buffer)
+      return Error{ErrorCode::busy,
+                   "stdin waiting for queued run '" + record_.run + "' is over limits.buffer"};
+    text.append(line);
+    text.push_back('\n');
+    return std::nullopt;
+  }
   if (!stdin_open_)
     return Error{ErrorCode::bad_request, "stdin of run '" + record_.run + "' is closed"};
   std::string data(line);
@@ -214,6 +231,10 @@ std::optional<Error> Run::write_line(std::string_view line) {
 }
 
 std::optional<Error> Run::close_stdin() {
+  if (pending_) {
+    pending_eof_ = true;  // closed right after it starts, once its waiting lines are written
+    return std::nullopt;
+  }
   if (stdin_open_) {
     stdin_open_ = false;
     process_->close_stdin();

@@ -156,6 +156,7 @@ class Run {
   };
   std::vector<Attached> sinks_;
   std::optional<StartRequest> pending_;  // queued: what it was asked
+  bool pending_eof_ = false;             // queued: `eof` came before the start
   std::uint64_t start_ticks_ = 0;
   std::size_t held_bytes_ = 0;
   std::unique_ptr<Timers> timers_;

@@ -335,11 +335,18 @@ TEST_CASE("on_busy: queue answers queued and starts the run when a slot frees", 
   CHECK(f.observer.states("r2").empty());  // no state until it starts
   CHECK_FALSE(f.agent->has_run("r2"));
 
+  // stdin sent while it waits (a client sends it as soon as it hears "queued") is kept
+  // in the run, written when it starts, and `eof` closes stdin right after.
+  CHECK_FALSE(f.agent->write_stdin("r2", "more"));
+  CHECK_FALSE(f.agent->close_stdin("r2"));
+  CHECK(f.agent->write_stdin("r2", "late")->code == ErrorCode::bad_request);
+
   f.child("r1").exit(0);
   REQUIRE(f.ended("r1"));
   REQUIRE(f.launcher.children.size() == 2);  // r2, in order, and only r2
   FakeChild& c2 = f.child("r2");
-  CHECK(c2.writes == std::vector<std::string>{"hello\n"});
+  CHECK(c2.writes == std::vector<std::string>{"hello\nmore\n"});
+  CHECK(c2.stdin_closed);
   CHECK(f.observer.index("state", "r1", true) < f.observer.index("state", "r2"));
   CHECK(f.observer.states("r2")[0]["state"] == "running");
   CHECK(f.observer.states("r3").empty());
