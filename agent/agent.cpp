@@ -11,9 +11,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::agent {
+
+using protocol::kMaxArgLength;
+using protocol::parse_signal;
 
 namespace asio = boost::asio;
 using nlohmann::json;

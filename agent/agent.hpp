@@ -19,7 +19,7 @@
 
 #include "agent/metrics.hpp"
 #include "agent/process.hpp"
-#include "agent/request.hpp"
+#include "protocol/request.hpp"
 #include "agent/run.hpp"
 #include "agent/services.hpp"
 #include "agent/state_file.hpp"

@@ -10,11 +10,13 @@
 #include <csignal>
 #include <cstdlib>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "agent/process.hpp"
 #include "agent/state_file.hpp"
 
 namespace linewire::agent {
+
+using protocol::signal_name;
 
 namespace asio = boost::asio;
 

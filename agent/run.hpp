@@ -13,7 +13,7 @@
 
 #include "agent/documents.hpp"
 #include "agent/line_splitter.hpp"
-#include "agent/request.hpp"
+#include "protocol/request.hpp"
 #include "config/config.hpp"
 
 namespace boost::asio {
@@ -21,6 +21,11 @@ class io_context;
 }
 
 namespace linewire::agent {
+
+// The protocol's request and error values (docs/protocol.md §3) are the agent's words.
+using protocol::Error;
+using protocol::ErrorCode;
+using protocol::StartRequest;
 
 class Process;
 class ProcessLauncher;

@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "agent/request.hpp"
+#include "protocol/request.hpp"
 #include "config/config.hpp"
 
 namespace boost::asio {
@@ -17,6 +17,8 @@ class io_context;
 }
 
 namespace linewire::agent {
+
+using protocol::Error;
 
 class Services {
  public:

@@ -8,6 +8,13 @@
 
 namespace linewire::agent {
 
+using protocol::Envelope;
+using protocol::inner_reply_fields;
+using protocol::is_envelope;
+using protocol::parse_envelope;
+using protocol::parse_inner;
+using protocol::signed_message;
+
 namespace {
 
 std::chrono::milliseconds skew_of(const config::Config& c) {

@@ -13,14 +13,20 @@
 #include <string>
 #include <string_view>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "agent/nonce_cache.hpp"
-#include "agent/request.hpp"
-#include "agent/signed_request.hpp"
+#include "protocol/request.hpp"
+#include "protocol/signed_request.hpp"
 #include "auth/keys.hpp"
 #include "config/config.hpp"
 
 namespace linewire::agent {
+
+using protocol::Error;
+using protocol::ErrorCode;
+using protocol::Inner;
+using protocol::ReplyFields;
+using protocol::RequestKind;
 
 // A request that passed the checks, as the plain request it stands for.
 struct Verified {

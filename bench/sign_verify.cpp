@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "agent/nonce_cache.hpp"
-#include "agent/signed_request.hpp"
+#include "protocol/signed_request.hpp"
 #include "agent/verifier.hpp"
 #include "auth/keys.hpp"
 
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
 
   const auto key = auth::PrivateKey::generate();
   const auto pub = auth::PublicKey::from_bytes(key.public_bytes());
-  const std::string message = agent::signed_message(
+  const std::string message = protocol::signed_message(
       "linewire/pi-1/cmd/count/start", R"({"args":["5"],"nonce":"Qx1v4bK9n2PzT0yW8aLc3A","ts":1})");
   const std::string sig = key.sign(message);
 
@@ -78,18 +78,18 @@ int main(int argc, char** argv) {
                               R"(","nonce":"nonce-)" + std::to_string(100000 + i) + R"(","ts":)" +
                               std::to_string(wall) + "}";
     envelopes.push_back(
-        agent::make_envelope(inner, "alice", key.sign(agent::signed_message(topic, inner))));
+        protocol::make_envelope(inner, "alice", key.sign(protocol::signed_message(topic, inner))));
   }
   agent::Verifier verifier(config);
   int refused = 0;
   const double check_us = micros_per_call(n, [&](int i) {
-    auto c = verifier.check(topic, agent::RequestKind::start,
+    auto c = verifier.check(topic, protocol::RequestKind::start,
                             envelopes[static_cast<std::size_t>(i)], &config.commands[0]);
     refused += c.verified ? 0 : 1;
   });
   const double unsigned_us = micros_per_call(n, [&](int) {
     auto c =
-        verifier.check(topic, agent::RequestKind::start, R"({"args":["5"]})", &config.commands[0]);
+        verifier.check(topic, protocol::RequestKind::start, R"({"args":["5"]})", &config.commands[0]);
     refused += c.verified ? 0 : 1;
   });
 

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <optional>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "cli/argv.hpp"
 #include "cli/broker/signer.hpp"
 #include "cli/commands/commands.hpp"
@@ -25,7 +25,7 @@ struct Usage : std::runtime_error {
 };
 
 void check_name(const std::string& what, const std::string& name) {
-  if (!agent::valid_name(name))
+  if (!protocol::valid_name(name))
     throw Usage("bad " + what + " name '" + name +
                 "': names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
 }
@@ -133,11 +133,11 @@ int dispatch(Parsed& p) {
     if (p.subcommand == "kill") {
       check_name("device", p.device);
       check_name("run", p.name);
-      auto sig = agent::parse_signal(p.signal);
+      auto sig = protocol::parse_signal(p.signal);
       if (!sig)
         throw Usage("unknown signal '" + p.signal +
                     "' (TERM INT HUP KILL QUIT USR1 USR2 STOP CONT)");
-      return kill_run(ctx, p.device, p.name, agent::signal_name(*sig), p.wait_s);
+      return kill_run(ctx, p.device, p.name, protocol::signal_name(*sig), p.wait_s);
     }
     RunOptions& ro = p.run;
     ro.timeout_s = p.timeout;

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "agent/names.hpp"
-#include "agent/request.hpp"
+#include "protocol/names.hpp"
+#include "protocol/request.hpp"
 
 using namespace linewire::agent;
 

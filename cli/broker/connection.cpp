@@ -6,8 +6,8 @@
 #include <deque>
 #include <mutex>
 
-#include "agent/connack.hpp"
-#include "agent/tcp_nodelay.hpp"
+#include "protocol/connack.hpp"
+#include "protocol/tcp_nodelay.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/interrupts.hpp"
 
@@ -38,8 +38,8 @@ std::string describe(const paho::exception& e) {
   // A refused CONNECT comes as Paho's "CONNACK return code" with the broker's code as
   // the return code: MQTT 5 reason codes from 0x80, MQTT 3.1.1 ones 1 to 5.
   if (rc >= 0x80 || (rc >= 1 && rc <= 5 && e.get_message() == "CONNACK return code"))
-    if (auto refusal = agent::connack_refusal(rc, agent::Side::client))
-      return agent::describe(*refusal);
+    if (auto refusal = protocol::connack_refusal(rc, protocol::Side::client))
+      return protocol::describe(*refusal);
   std::string what = e.get_message();
   if (what.empty()) what = e.get_error_str();
   if (what.empty()) what = e.what();
@@ -150,7 +150,7 @@ Connection::Connection(BrokerOptions options, std::string prefix)
     impl->push(std::move(e));
   });
   impl->client->set_connected_handler([impl](const std::string&) {
-    agent::set_tcp_nodelay_on_connected_sockets();
+    protocol::set_tcp_nodelay_on_connected_sockets();
     std::vector<std::string> renew;
     {
       std::lock_guard lock(impl->mu);

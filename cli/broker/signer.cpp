@@ -12,8 +12,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "agent/names.hpp"
-#include "agent/signed_request.hpp"
+#include "protocol/names.hpp"
+#include "protocol/signed_request.hpp"
 #include "auth/base64.hpp"
 
 namespace linewire::cli {
@@ -96,7 +96,7 @@ std::string new_nonce() {
 
 Signer Signer::load(const std::string& file, std::string name) {
   if (name.empty()) name = default_key_name(file);
-  if (!agent::valid_name(name))
+  if (!protocol::valid_name(name))
     throw std::runtime_error("key name '" + name +
                              "' is not a valid name ([A-Za-z0-9][A-Za-z0-9_.-]{0,63}); "
                              "give one with --key-name");
@@ -117,7 +117,7 @@ std::string Signer::envelope(const std::string& topic, std::string_view fields) 
   inner["nonce"] = new_nonce();
   // Bytes that are not UTF-8 (a binary stdin line) cannot be a JSON string: replaced.
   const std::string text = inner.dump(-1, ' ', false, json::error_handler_t::replace);
-  return agent::make_envelope(text, name_, key_.sign(agent::signed_message(topic, text)));
+  return protocol::make_envelope(text, name_, key_.sign(protocol::signed_message(topic, text)));
 }
 
 std::string keygen(const std::string& file) {

@@ -1,7 +1,7 @@
 // `linewire kill DEVICE RUN [SIGNAL]`: a signal to a run's process group (SPEC §2).
 #include <nlohmann/json.hpp>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/broker/requester.hpp"
 #include "cli/commands/commands.hpp"
@@ -18,7 +18,7 @@ namespace {
 // one counts as done.
 constexpr std::chrono::seconds kErrorsWait{1};
 
-int kill_v5(Connection& c, const agent::Topics& topics, const std::string& run,
+int kill_v5(Connection& c, const protocol::Topics& topics, const std::string& run,
             const std::string& signal, double wait_s) {
   Requester requester(c);
   const std::string correlation = random_hex(16);
@@ -40,7 +40,7 @@ int kill_v5(Connection& c, const agent::Topics& topics, const std::string& run,
   return kExitFailure;
 }
 
-int kill_v311(Connection& c, const agent::Topics& topics, const std::string& run,
+int kill_v311(Connection& c, const protocol::Topics& topics, const std::string& run,
               const std::string& signal, std::vector<Incoming>& backlog) {
   // No reply is possible: look at the run's retained state first, then listen on
   // `errors` for a refusal.
@@ -76,7 +76,7 @@ int kill_v311(Connection& c, const agent::Topics& topics, const std::string& run
 int kill_run(const Context& ctx, const std::string& device, const std::string& run,
              const std::string& signal, double wait_s) {
   Connection& c = open_connection(ctx, false);
-  agent::Topics topics(ctx.prefix, device);
+  protocol::Topics topics(ctx.prefix, device);
   c.subscribe({topics.status(), c.reply_topic()});
   std::vector<Incoming> backlog;
   auto status = wait_for_status(c, topics.status(), backlog);

@@ -1,7 +1,7 @@
 // `linewire ls` and `linewire runs DEVICE`: what the broker has retained (SPEC §4, §6).
 #include <nlohmann/json.hpp>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/devices.hpp"
 #include "cli/output/output.hpp"
@@ -28,7 +28,7 @@ int list_devices(const Context& ctx, bool as_json) {
 
 int list_runs(const Context& ctx, const std::string& device, bool as_json) {
   Connection& c = open_connection(ctx, false);
-  agent::Topics topics(ctx.prefix, device);
+  protocol::Topics topics(ctx.prefix, device);
   bool known = false;
   std::vector<json> states;
   for (const auto& m :

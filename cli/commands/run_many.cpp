@@ -3,7 +3,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/devices.hpp"
@@ -38,7 +38,7 @@ std::optional<RunTopic> parse_run_topic(std::string_view topic, std::string_view
   std::string middle = "run/" + std::string(id) + "/";
   if (rest.substr(0, middle.size()) != middle) return std::nullopt;
   rest.remove_prefix(middle.size());
-  if (!agent::valid_name(device) || rest.find('/') != std::string_view::npos) return std::nullopt;
+  if (!protocol::valid_name(device) || rest.find('/') != std::string_view::npos) return std::nullopt;
   return RunTopic{std::string(device), std::string(rest)};
 }
 
@@ -77,11 +77,11 @@ class ManyRuns : public RunLoop {
     const StartFields f = starting();
     if (o_.all) {
       for (const auto& [device, e] : fanout_.entries())
-        requester_.start(agent::Topics(ctx_.prefix, device).command(o_.command, "start"), f,
+        requester_.start(protocol::Topics(ctx_.prefix, device).command(o_.command, "start"), f,
                          correlation_);
     } else {
       // One request for the whole group: the broker fans it out (SPEC §2).
-      requester_.start(agent::Topics(ctx_.prefix, "-").group_start(o_.group, o_.command), f,
+      requester_.start(protocol::Topics(ctx_.prefix, "-").group_start(o_.group, o_.command), f,
                        correlation_);
     }
   }
@@ -139,7 +139,7 @@ class ManyRuns : public RunLoop {
 
   void on_reply(const Incoming& m) {
     auto reply = our_reply(m);
-    if (!reply || !agent::valid_name(reply->device)) return;
+    if (!reply || !protocol::valid_name(reply->device)) return;
     if (!reply->ok) {
       fanout_.refused(reply->device, reply->code, reply->message);
       return;
@@ -205,7 +205,7 @@ class ManyRuns : public RunLoop {
   }
 
   std::string run_topic(const std::string& device, std::string_view leaf) const {
-    return agent::Topics(ctx_.prefix, device).run(id_, leaf);
+    return protocol::Topics(ctx_.prefix, device).run(id_, leaf);
   }
 
   int finish(int status) {

@@ -1,7 +1,7 @@
 // `linewire run DEVICE COMMAND [ARGS...]`: one run on one device, like ssh (SPEC §10).
 #include <nlohmann/json.hpp>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/output.hpp"
@@ -153,7 +153,7 @@ class OneRun : public RunLoop {
     return status;
   }
 
-  agent::Topics topics_;
+  protocol::Topics topics_;
   std::string run_base_;  // {prefix}/{device}/run/{id}/
   RunStreams streams_;
   std::unique_ptr<StdinForwarder> stdin_;

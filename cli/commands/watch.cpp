@@ -4,7 +4,7 @@
 #include <csignal>
 #include <nlohmann/json.hpp>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/output.hpp"
 #include "cli/run/exit_status.hpp"
@@ -24,7 +24,7 @@ void on_status(const std::string& device, const std::string& status) {
   note(device + " is " + (status.empty() ? "gone" : status));
 }
 
-int follow_command(Connection& c, const agent::Topics& topics, const std::string& command,
+int follow_command(Connection& c, const protocol::Topics& topics, const std::string& command,
                    const std::vector<Incoming>& seen) {
   const std::string last = topics.command(command, "last");
   for (const auto& m : seen)
@@ -45,7 +45,7 @@ int follow_command(Connection& c, const agent::Topics& topics, const std::string
 
 class RunWatch {
  public:
-  RunWatch(const agent::Topics& topics, std::string run)
+  RunWatch(const protocol::Topics& topics, std::string run)
       : topics_(topics),
         run_(std::move(run)),
         base_(topics.run(run_, "")),
@@ -91,14 +91,14 @@ class RunWatch {
   void reconnected() { offline_.reconnected(Clock::now()); }
 
  private:
-  const agent::Topics& topics_;
+  const protocol::Topics& topics_;
   std::string run_;
   std::string base_;
   RunStreams streams_;
   OfflineGrace offline_{kOfflineGrace};
 };
 
-int follow_run(Connection& c, const agent::Topics& topics, const std::string& run,
+int follow_run(Connection& c, const protocol::Topics& topics, const std::string& run,
                const std::vector<Incoming>& seen, const std::string& status) {
   RunWatch w(topics, run);
   // A run that ended says so whatever its device's status is now.
@@ -132,7 +132,7 @@ int follow_run(Connection& c, const agent::Topics& topics, const std::string& ru
 
 int watch(const Context& ctx, const std::string& device, const std::string& name) {
   Connection& c = open_connection(ctx, true);
-  agent::Topics topics(ctx.prefix, device);
+  protocol::Topics topics(ctx.prefix, device);
   auto seen = collect_retained(
       c, {topics.status(), topics.info(), topics.command(name, "last"), topics.run(name, "#")});
   std::string status;

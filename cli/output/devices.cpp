@@ -1,7 +1,7 @@
 // Devices as their retained status and info describe them; the `ls` table: see devices.hpp.
 #include "cli/output/devices.hpp"
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::cli {
 
@@ -33,7 +33,7 @@ bool DeviceDirectory::add(std::string_view topic, std::string_view payload) {
   if (slash == std::string_view::npos) return false;
   std::string_view name = rest.substr(0, slash);
   std::string_view leaf = rest.substr(slash + 1);
-  if (!agent::valid_name(name) || (leaf != "status" && leaf != "info")) return false;
+  if (!protocol::valid_name(name) || (leaf != "status" && leaf != "info")) return false;
 
   auto it = devices_.find(name);
   if (it == devices_.end()) {

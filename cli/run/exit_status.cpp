@@ -6,7 +6,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::cli {
 
@@ -22,7 +22,7 @@ std::string string_field(const json& doc, const char* key) {
 }  // namespace
 
 std::optional<int> signal_number(std::string_view name) {
-  if (auto sig = agent::parse_signal(name)) return sig;
+  if (auto sig = protocol::parse_signal(name)) return sig;
   if (name.substr(0, 3) == "SIG") name.remove_prefix(3);
   if (name.empty()) return std::nullopt;
   int number = 0;

@@ -1,11 +1,11 @@
 // SPEC §6: a refused connection is logged with the reason in words and what to change.
 #include <catch2/catch.hpp>
 
-#include "agent/connack.hpp"
+#include "protocol/connack.hpp"
 
-using linewire::agent::connack_refusal;
-using linewire::agent::describe;
-using linewire::agent::Side;
+using linewire::protocol::connack_refusal;
+using linewire::protocol::describe;
+using linewire::protocol::Side;
 
 TEST_CASE("CONNACK codes of both protocol versions read as words", "[connack]") {
   // MQTT 3.1.1 return codes 1..5 and their MQTT 5 reason codes mean the same.

@@ -1,9 +1,9 @@
 #include <catch2/catch.hpp>
 #include <csignal>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 
-using namespace linewire::agent;
+using namespace linewire::protocol;
 
 TEST_CASE("names follow SPEC §1") {
   CHECK(valid_name("pi-7"));

@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 
-#include "agent/request.hpp"
+#include "protocol/request.hpp"
 
-using namespace linewire::agent;
+using namespace linewire::protocol;
 
 TEST_CASE("an empty payload is an empty start request") {
   auto p = parse_start("");

@@ -7,15 +7,15 @@
 
 #include "agent/auth_policy.hpp"
 #include "agent/nonce_cache.hpp"
-#include "agent/signed_request.hpp"
+#include "protocol/signed_request.hpp"
 #include "agent/verifier.hpp"
 #include "auth/base64.hpp"
 #include "auth/keys.hpp"
 #include "auth/openssh.hpp"
 
 using namespace linewire;
-using agent::ErrorCode;
-using agent::RequestKind;
+using protocol::ErrorCode;
+using protocol::RequestKind;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -126,17 +126,17 @@ TEST_CASE("Ed25519 through OpenSSL: sign, verify, PEM", "[auth]") {
 TEST_CASE("envelopes: exactly three strings, canonical base64, a 64-byte signature", "[auth]") {
   const std::string sig = auth::base64_encode(std::string(64, 's'));
   const std::string inner = auth::base64_encode("{}");
-  auto env = [&](const json& doc) { return agent::parse_envelope(doc.dump()); };
+  auto env = [&](const json& doc) { return protocol::parse_envelope(doc.dump()); };
   auto error = [&](const json& doc) {
     auto r = env(doc);
-    REQUIRE(std::holds_alternative<agent::Error>(r));
-    CHECK(std::get<agent::Error>(r).code == ErrorCode::bad_request);
-    return std::get<agent::Error>(r).message;
+    REQUIRE(std::holds_alternative<protocol::Error>(r));
+    CHECK(std::get<protocol::Error>(r).code == ErrorCode::bad_request);
+    return std::get<protocol::Error>(r).message;
   };
   auto ok = env({{"signed", inner}, {"key", "alice"}, {"sig", sig}});
-  REQUIRE(std::holds_alternative<agent::Envelope>(ok));
-  CHECK(std::get<agent::Envelope>(ok).inner == "{}");
-  CHECK(std::get<agent::Envelope>(ok).key == "alice");
+  REQUIRE(std::holds_alternative<protocol::Envelope>(ok));
+  CHECK(std::get<protocol::Envelope>(ok).inner == "{}");
+  CHECK(std::get<protocol::Envelope>(ok).key == "alice");
 
   CHECK(error({{"signed", inner}, {"key", "alice"}, {"sig", sig}, {"x", "y"}}) ==
         "unknown field 'x' in the envelope (signed, key, sig only)");
@@ -149,29 +149,29 @@ TEST_CASE("envelopes: exactly three strings, canonical base64, a 64-byte signatu
         "envelope 'signed' is not valid base64 (standard, padded)");
   CHECK(error({{"signed", inner}, {"key", "a"}, {"sig", auth::base64_encode("short")}}) ==
         "envelope 'sig' is not an Ed25519 signature (64 bytes)");
-  CHECK(std::holds_alternative<agent::Error>(agent::parse_envelope("[1]")));
+  CHECK(std::holds_alternative<protocol::Error>(protocol::parse_envelope("[1]")));
 
-  CHECK(agent::is_envelope(R"({"signed": "", "key": "", "sig": ""})"));
-  CHECK(agent::is_envelope(R"( {"sig": 1})"));
-  CHECK_FALSE(agent::is_envelope(R"({"id": "x"})"));
-  CHECK_FALSE(agent::is_envelope("a plain line with \"sig\""));
-  CHECK_FALSE(agent::is_envelope(""));
-  CHECK(agent::signed_message("t/x", "{}") == "linewire-sig-v1\nt/x\n{}");
+  CHECK(protocol::is_envelope(R"({"signed": "", "key": "", "sig": ""})"));
+  CHECK(protocol::is_envelope(R"( {"sig": 1})"));
+  CHECK_FALSE(protocol::is_envelope(R"({"id": "x"})"));
+  CHECK_FALSE(protocol::is_envelope("a plain line with \"sig\""));
+  CHECK_FALSE(protocol::is_envelope(""));
+  CHECK(protocol::signed_message("t/x", "{}") == "linewire-sig-v1\nt/x\n{}");
 }
 
 TEST_CASE("INNER: ts, nonce and the fields of each topic", "[auth]") {
   auto inner = [](const json& doc, RequestKind kind) {
-    return agent::parse_inner(doc.dump(), kind);
+    return protocol::parse_inner(doc.dump(), kind);
   };
   auto error = [&](const json& doc, RequestKind kind) {
     auto r = inner(doc, kind);
-    REQUIRE(std::holds_alternative<agent::Error>(r));
-    return std::get<agent::Error>(r).message;
+    REQUIRE(std::holds_alternative<protocol::Error>(r));
+    return std::get<protocol::Error>(r).message;
   };
   auto fields_error = [&](const json& doc, RequestKind kind) {
     auto r = inner(doc, kind);
-    REQUIRE(std::holds_alternative<agent::Inner>(r));
-    auto e = std::get<agent::Inner>(r).fields_error;
+    REQUIRE(std::holds_alternative<protocol::Inner>(r));
+    auto e = std::get<protocol::Inner>(r).fields_error;
     REQUIRE(e);
     return e->message;
   };
@@ -182,17 +182,17 @@ TEST_CASE("INNER: ts, nonce and the fields of each topic", "[auth]") {
     return d;
   };
   auto start =
-      std::get<agent::Inner>(inner(with({{"id", "r1"}, {"reply_to", "x/y"}}), RequestKind::start));
+      std::get<protocol::Inner>(inner(with({{"id", "r1"}, {"reply_to", "x/y"}}), RequestKind::start));
   CHECK(start.ts == 1700000000000);
   CHECK(start.nonce == "abcdefgh");
   CHECK(start.reply.reply_to == "x/y");
   CHECK(json::parse(start.plain) == json({{"id", "r1"}, {"reply_to", "x/y"}}));
-  CHECK(std::get<agent::Inner>(inner(with({{"line", "hi"}}), RequestKind::in)).plain == "hi");
-  CHECK(std::get<agent::Inner>(inner(with({{"signal", "INT"}}), RequestKind::signal)).plain ==
+  CHECK(std::get<protocol::Inner>(inner(with({{"line", "hi"}}), RequestKind::in)).plain == "hi");
+  CHECK(std::get<protocol::Inner>(inner(with({{"signal", "INT"}}), RequestKind::signal)).plain ==
         "INT");
-  CHECK(std::get<agent::Inner>(inner(with({{"state", "OFF"}}), RequestKind::switch_)).plain ==
+  CHECK(std::get<protocol::Inner>(inner(with({{"state", "OFF"}}), RequestKind::switch_)).plain ==
         "OFF");
-  CHECK(std::get<agent::Inner>(inner(base, RequestKind::eof)).plain.empty());
+  CHECK(std::get<protocol::Inner>(inner(base, RequestKind::eof)).plain.empty());
 
   CHECK(error({{"nonce", "abcdefgh"}}, RequestKind::stop).find("'ts' must be an integer") !=
         std::string::npos);
@@ -208,9 +208,9 @@ TEST_CASE("INNER: ts, nonce and the fields of each topic", "[auth]") {
         std::string::npos);
   CHECK(error(with({{"reply_to", "a/#"}}), RequestKind::stop).find("reply_to") !=
         std::string::npos);
-  CHECK(std::holds_alternative<agent::Error>(agent::parse_inner("[]", RequestKind::stop)));
-  CHECK(std::holds_alternative<agent::Error>(
-      agent::parse_inner(std::string("{}\0x", 4), RequestKind::stop)));
+  CHECK(std::holds_alternative<protocol::Error>(protocol::parse_inner("[]", RequestKind::stop)));
+  CHECK(std::holds_alternative<protocol::Error>(
+      protocol::parse_inner(std::string("{}\0x", 4), RequestKind::stop)));
 
   CHECK(fields_error(with({{"line", "x"}}), RequestKind::eof) ==
         "unknown field 'line' in the signed request");
@@ -283,7 +283,7 @@ struct Fixture {
   std::string envelope(const auth::PrivateKey& key, const std::string& name, json inner,
                        const std::string& for_topic) const {
     const auto text = inner.dump();
-    return agent::make_envelope(text, name, key.sign(agent::signed_message(for_topic, text)));
+    return protocol::make_envelope(text, name, key.sign(protocol::signed_message(for_topic, text)));
   }
   json inner(std::int64_t ts, const std::string& nonce = "nonce-0001") const {
     return {{"ts", ts}, {"nonce", nonce}};
@@ -322,9 +322,9 @@ TEST_CASE("the verifier's checks, in SPEC order", "[auth]") {
             .rfind("bad signature", 0) == 0);
   {
     auto text = f.inner(f.now_ms, "nonce-0002").dump();
-    auto sig = f.alice.sign(agent::signed_message(f.topic, text));
+    auto sig = f.alice.sign(protocol::signed_message(f.topic, text));
     text[text.size() - 2] = '3';  // "nonce-0003"
-    CHECK(refusal(check(agent::make_envelope(text, "alice", sig))).rfind("bad signature", 0) == 0);
+    CHECK(refusal(check(protocol::make_envelope(text, "alice", sig))).rfind("bad signature", 0) == 0);
   }
   // A bad signature comes before a stale ts.
   CHECK(refusal(check(f.envelope(f.mallory, "alice", f.inner(0), f.topic)))

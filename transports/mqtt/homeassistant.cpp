@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "agent/auth_policy.hpp"
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::mqtt::homeassistant {
 
@@ -144,7 +144,7 @@ class Builder {
   }
 
   const config::Config& config_;
-  agent::Topics topics_;
+  protocol::Topics topics_;
   json device_;
   json origin_;
   std::vector<Discovery> out_;

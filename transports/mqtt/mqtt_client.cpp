@@ -13,8 +13,8 @@
 #include <random>
 #include <thread>
 
-#include "agent/connack.hpp"
-#include "agent/tcp_nodelay.hpp"
+#include "protocol/connack.hpp"
+#include "protocol/tcp_nodelay.hpp"
 #include "transports/mqtt/broker_login.hpp"
 
 namespace linewire::mqtt {
@@ -108,7 +108,7 @@ struct Client::Impl final : paho::callback,
 
   // ---- Paho threads: copy, post, return ----
   void connected(const std::string&) override {
-    agent::set_tcp_nodelay_on_connected_sockets();
+    protocol::set_tcp_nodelay_on_connected_sockets();
     requeue_flight();
     is_connected = true;
     pump();
@@ -321,7 +321,7 @@ struct Client::Impl final : paho::callback,
   };
 
   void connect_failed(int code) {
-    auto refusal = agent::connack_refusal(code);
+    auto refusal = protocol::connack_refusal(code);
     if (refusal && refusal->unsupported_version && is_v5 &&
         broker.protocol == config::Protocol::automatic) {
       spdlog::warn(
@@ -333,7 +333,7 @@ struct Client::Impl final : paho::callback,
       return;
     }
     if (refusal) {
-      schedule_retry(agent::describe(*refusal));
+      schedule_retry(protocol::describe(*refusal));
       return;
     }
     // No CONNACK: Paho's own code. Its text is terse ("Failure"); say what it means.

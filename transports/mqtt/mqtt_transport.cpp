@@ -13,9 +13,9 @@
 namespace linewire::mqtt {
 
 namespace asio = boost::asio;
-using agent::Error;
-using agent::ErrorCode;
-using agent::RequestKind;
+using protocol::Error;
+using protocol::ErrorCode;
+using protocol::RequestKind;
 using nlohmann::json;
 
 // `cmd/{c}/last` is retained and rewritten per line; under a flood it is coalesced to

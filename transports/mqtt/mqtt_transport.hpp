@@ -12,7 +12,7 @@
 #include <string_view>
 
 #include "agent/agent.hpp"
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "transports/mqtt/mqtt_client.hpp"
 
 namespace boost::asio {
@@ -62,21 +62,21 @@ class Transport final : private agent::AgentObserver {
   // The request path (requests.cpp): decode, the shared checks, one handler per kind.
   struct Request;
   void on_message(Message m);
-  Reply reply_route(const Message& m, agent::RequestKind kind) const;
-  std::optional<agent::Error> check(Request& req);
-  const config::Command* auth_target(const agent::RequestTopic& t) const;
-  std::optional<agent::Error> dispatch(Request& req);
-  std::optional<agent::Error> handle_start(Request& req);
-  std::optional<agent::Error> handle_switch(Request& req);
-  std::optional<agent::Error> handle_stop(Request& req);
-  std::optional<agent::Error> handle_in(Request& req);
-  std::optional<agent::Error> handle_eof(Request& req);
-  std::optional<agent::Error> handle_signal(Request& req);
-  std::optional<agent::Error> handle_other(Request& req,
-                                           const std::function<std::optional<agent::Error>()>& act);
-  std::optional<agent::Error> stop_command(const std::string& name);
+  Reply reply_route(const Message& m, protocol::RequestKind kind) const;
+  std::optional<protocol::Error> check(Request& req);
+  const config::Command* auth_target(const protocol::RequestTopic& t) const;
+  std::optional<protocol::Error> dispatch(Request& req);
+  std::optional<protocol::Error> handle_start(Request& req);
+  std::optional<protocol::Error> handle_switch(Request& req);
+  std::optional<protocol::Error> handle_stop(Request& req);
+  std::optional<protocol::Error> handle_in(Request& req);
+  std::optional<protocol::Error> handle_eof(Request& req);
+  std::optional<protocol::Error> handle_signal(Request& req);
+  std::optional<protocol::Error> handle_other(Request& req,
+                                           const std::function<std::optional<protocol::Error>()>& act);
+  std::optional<protocol::Error> stop_command(const std::string& name);
   void log_request(const Request& req, std::string_view detail) const;
-  void refuse(const Request& req, const agent::Error& e);
+  void refuse(const Request& req, const protocol::Error& e);
   void reply(const Request& req, nlohmann::json doc);
 
   void publish_last(const std::string& command);
@@ -88,7 +88,7 @@ class Transport final : private agent::AgentObserver {
   boost::asio::io_context& io_;
   agent::Agent& agent_;
   const config::Config& config_;
-  agent::Topics topics_;
+  protocol::Topics topics_;
   PublishOptions out_;       // out/err: QoS from config
   PublishOptions retained_;  // last/running/info/status
   Client client_;

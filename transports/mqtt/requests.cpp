@@ -7,16 +7,16 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "agent/signed_request.hpp"
+#include "protocol/signed_request.hpp"
 #include "agent/verifier.hpp"
 #include "transports/mqtt/homeassistant.hpp"
 #include "transports/mqtt/mqtt_transport.hpp"
 
 namespace linewire::mqtt {
 
-using agent::Error;
-using agent::ErrorCode;
-using agent::RequestKind;
+using protocol::Error;
+using protocol::ErrorCode;
+using protocol::RequestKind;
 using nlohmann::json;
 
 namespace {
@@ -65,7 +65,7 @@ struct Transport::Reply {
 // One request as decoded from its message.
 struct Transport::Request {
   const Message& message;
-  agent::RequestTopic topic;  // what it asks (kind) of what (name, group)
+  protocol::RequestTopic topic;  // what it asks (kind) of what (name, group)
   Reply reply;
   agent::Verified verified;  // once the signature check passed: the plain payload, the key
 };
@@ -81,13 +81,13 @@ Transport::Reply Transport::reply_route(const Message& m, RequestKind kind) cons
     return reply;
   }
   if (m.payload.size() > config_.limits.max_payload) return reply;
-  agent::ReplyFields fields;
-  if (agent::is_envelope(m.payload)) {
-    auto parsed = agent::parse_envelope(m.payload);
-    if (auto* env = std::get_if<agent::Envelope>(&parsed))
-      fields = agent::inner_reply_fields(env->inner);
+  protocol::ReplyFields fields;
+  if (protocol::is_envelope(m.payload)) {
+    auto parsed = protocol::parse_envelope(m.payload);
+    if (auto* env = std::get_if<protocol::Envelope>(&parsed))
+      fields = protocol::inner_reply_fields(env->inner);
   } else if (kind == RequestKind::start || kind == RequestKind::group_start) {
-    fields = agent::inner_reply_fields(m.payload);
+    fields = protocol::inner_reply_fields(m.payload);
   }
   reply.topic = std::move(fields.reply_to);
   reply.correlation_field = std::move(fields.correlation);
@@ -132,16 +132,16 @@ std::optional<Error> Transport::check(Request& req) {
   auto checked = verifier_->check(m.topic, req.topic.kind, m.payload, auth_target(req.topic));
   if (!checked.verified) return checked.error;
   req.verified = std::move(*checked.verified);
-  if (!agent::valid_name(req.topic.name) ||
-      (req.topic.kind == RequestKind::group_start && !agent::valid_name(req.topic.group)))
+  if (!protocol::valid_name(req.topic.name) ||
+      (req.topic.kind == RequestKind::group_start && !protocol::valid_name(req.topic.group)))
     return Error{ErrorCode::bad_request,
                  "bad name in topic: names match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}"};
   return std::nullopt;
 }
 
 // The command whose signature rules apply: the run's for in, eof and signal.
-const config::Command* Transport::auth_target(const agent::RequestTopic& t) const {
-  if (!agent::valid_name(t.name)) return nullptr;
+const config::Command* Transport::auth_target(const protocol::RequestTopic& t) const {
+  if (!protocol::valid_name(t.name)) return nullptr;
   switch (t.kind) {
     case RequestKind::in:
     case RequestKind::eof:
@@ -177,8 +177,8 @@ void Transport::log_request(const Request& req, std::string_view detail) const {
 // Start (also a group's, and switch ON): the command, its keys, then the payload's
 // fields; the agent checks the rest (arguments, id, capacity).
 std::optional<Error> Transport::handle_start(Request& req) {
-  agent::ParsedStart parsed;
-  if (req.topic.kind != RequestKind::switch_) parsed = agent::parse_start(req.verified.payload);
+  protocol::ParsedStart parsed;
+  if (req.topic.kind != RequestKind::switch_) parsed = protocol::parse_start(req.verified.payload);
   const auto& r = parsed.request;
   std::string args;
   for (const auto& a : r.args) args += (args.empty() ? "" : " ") + printable(a);

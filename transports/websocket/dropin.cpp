@@ -16,7 +16,7 @@
 #include <optional>
 
 #include "agent/agent.hpp"
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "transports/websocket/listener.hpp"
 
 namespace linewire::websocket {
@@ -183,7 +183,7 @@ void log_to_stderr(const std::string& websocketd_level) {
 config::Config config_for(const DropIn& d) {
   config::Command cmd;
   std::string base = std::filesystem::path(d.line.program.front()).filename().string();
-  cmd.name = agent::valid_name(base) ? base : "program";
+  cmd.name = protocol::valid_name(base) ? base : "program";
   cmd.exec = d.line.program;
   cmd.mqtt = false;
   cmd.websocket = true;

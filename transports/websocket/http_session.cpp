@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 #include "transports/websocket/http_util.hpp"
 #include "transports/websocket/listener_impl.hpp"
 
@@ -31,18 +31,18 @@ std::string unique_id() {
 }
 
 // The answer to a refused start (SPEC §8.3).
-http::status status_for(agent::ErrorCode code) {
+http::status status_for(protocol::ErrorCode code) {
   switch (code) {
-    case agent::ErrorCode::unknown_command:
-    case agent::ErrorCode::unknown_run:
+    case protocol::ErrorCode::unknown_command:
+    case protocol::ErrorCode::unknown_run:
       return http::status::not_found;
-    case agent::ErrorCode::busy:
+    case protocol::ErrorCode::busy:
       return http::status::too_many_requests;
-    case agent::ErrorCode::shutting_down:
+    case protocol::ErrorCode::shutting_down:
       return http::status::service_unavailable;
-    case agent::ErrorCode::spawn_failed:
+    case protocol::ErrorCode::spawn_failed:
       return http::status::internal_server_error;
-    case agent::ErrorCode::unauthorized:
+    case protocol::ErrorCode::unauthorized:
       return http::status::unauthorized;
     default:
       return http::status::bad_request;
@@ -154,9 +154,9 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
     if (o.only_command) return start(*o.only_command, {}, std::move(req));
     auto segments = path_segments(path);
     if (segments && segments->size() == 2 && (*segments)[0] == "run" &&
-        agent::valid_name((*segments)[1]))
+        protocol::valid_name((*segments)[1]))
       return view((*segments)[1], std::move(req));
-    if (!segments || segments->size() != 1 || !agent::valid_name((*segments)[0]))
+    if (!segments || segments->size() != 1 || !protocol::valid_name((*segments)[0]))
       return send(text(req, http::status::not_found, "404 Not Found\n"));
     std::vector<std::string> args;
     for (const auto& [k, v] : *query)
@@ -183,14 +183,14 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
   // `/{command}`: a run this connection is the primary of (SPEC §8.1).
   void start(const std::string& command, std::vector<std::string> args, Request req) {
     RequestInfo info = request_info(req, command);
-    agent::StartRequest request;
+    protocol::StartRequest request;
     request.args = std::move(args);
     agent::RunOrigin origin;
     origin.transport = "websocket";
     origin.topic = info.remote_addr + ":" + info.remote_port + " " + info.target;
     origin.env = cgi_env(info);
     auto result = impl_->agent->start(command, std::move(request), std::move(origin));
-    if (auto* e = std::get_if<agent::Error>(&result)) {
+    if (auto* e = std::get_if<protocol::Error>(&result)) {
       spdlog::info("websocket {} {}: refused: {}", info.remote_addr, info.target, e->message);
       return send(text(req, status_for(e->code), e->message + "\n"));
     }

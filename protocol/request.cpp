@@ -1,11 +1,11 @@
-#include "agent/request.hpp"
+#include "protocol/request.hpp"
 
 #include <cmath>
 #include <nlohmann/json.hpp>
 
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 using nlohmann::json;
 
@@ -111,4 +111,4 @@ ParsedStart parse_start(std::string_view payload) {
   return out;
 }
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

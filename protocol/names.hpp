@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 // ^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$ — also excludes `/ + #`, NUL and a leading dot.
 bool valid_name(std::string_view name);
@@ -54,4 +54,4 @@ class Topics {
   std::string base_;  // "{prefix}/{device}/"
 };
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

@@ -1,11 +1,11 @@
-#include "agent/signed_request.hpp"
+#include "protocol/signed_request.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include "auth/base64.hpp"
 #include "auth/keys.hpp"
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 using nlohmann::json;
 
@@ -178,4 +178,4 @@ std::string make_envelope(std::string_view inner, std::string_view key, std::str
   return doc.dump();
 }
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

@@ -6,7 +6,7 @@
 #include <optional>
 #include <string>
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 struct ConnectRefusal {
   std::string reason;  // the broker's answer in words, e.g. "not authorized"
@@ -27,4 +27,4 @@ std::optional<ConnectRefusal> connack_refusal(int code, Side side = Side::agent)
 // One line for a log or an error message: "refused by the broker: REASON (HINT)".
 std::string describe(const ConnectRefusal& r);
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

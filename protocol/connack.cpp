@@ -1,6 +1,6 @@
-#include "agent/connack.hpp"
+#include "protocol/connack.hpp"
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 std::optional<ConnectRefusal> connack_refusal(int code, Side side) {
   const std::string credentials = side == Side::agent
@@ -105,4 +105,4 @@ std::string describe(const ConnectRefusal& r) {
   return out;
 }
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

@@ -6,7 +6,7 @@
 // "Spawn round trip").
 #pragma once
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 // Sets TCP_NODELAY on every connected TCP socket of this process (found through
 // /proc/self/fd) and returns how many it set. Called once Paho reports a connection:
@@ -14,4 +14,4 @@ namespace linewire::agent {
 // which have it already. Safe from any thread.
 int set_tcp_nodelay_on_connected_sockets();
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

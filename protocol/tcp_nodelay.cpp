@@ -1,4 +1,4 @@
-#include "agent/tcp_nodelay.hpp"
+#include "protocol/tcp_nodelay.hpp"
 
 #include <dirent.h>
 #include <netinet/in.h>
@@ -7,7 +7,7 @@
 
 #include <cstdlib>
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 int set_tcp_nodelay_on_connected_sockets() {
   DIR* dir = opendir("/proc/self/fd");
@@ -36,4 +36,4 @@ int set_tcp_nodelay_on_connected_sockets() {
   return set;
 }
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

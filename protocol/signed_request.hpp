@@ -11,10 +11,10 @@
 #include <string_view>
 #include <variant>
 
-#include "agent/names.hpp"
-#include "agent/request.hpp"
+#include "protocol/names.hpp"
+#include "protocol/request.hpp"
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 // The bytes a signature covers.
 std::string signed_message(std::string_view topic, std::string_view inner);
@@ -63,4 +63,4 @@ std::variant<Inner, Error> parse_inner(std::string_view inner, RequestKind kind)
 // `topic` with `sig` (the signature of signed_message(topic, inner)).
 std::string make_envelope(std::string_view inner, std::string_view key, std::string_view sig);
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

@@ -1,10 +1,10 @@
-#include "agent/names.hpp"
+#include "protocol/names.hpp"
 
 #include <array>
 #include <csignal>
 #include <utility>
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 namespace {
 
@@ -139,4 +139,4 @@ std::optional<RequestTopic> Topics::parse(std::string_view topic) const {
   return std::nullopt;
 }
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol

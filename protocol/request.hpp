@@ -9,7 +9,7 @@
 
 #include "config/config.hpp"
 
-namespace linewire::agent {
+namespace linewire::protocol {
 
 enum class ErrorCode {
   bad_request,
@@ -54,4 +54,4 @@ ParsedStart parse_start(std::string_view payload);
 // unbounded argument could exhaust the stack of a pattern match.
 inline constexpr std::size_t kMaxArgLength = 4096;
 
-}  // namespace linewire::agent
+}  // namespace linewire::protocol
