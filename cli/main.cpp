@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <optional>
 
+#include "protocol/broker_login.hpp"
 #include "protocol/names.hpp"
 #include "cli/argv.hpp"
 #include "cli/broker/signer.hpp"
@@ -60,7 +61,7 @@ Context make_context(const Globals& g) {
   ctx.broker.username = g.username;
   if (!g.password_file.empty()) {
     try {
-      ctx.broker.password = read_password_file(g.password_file);
+      ctx.broker.password = protocol::read_password_file(g.password_file);
     } catch (const std::exception& e) {
       throw Usage(e.what());
     }

@@ -2,13 +2,7 @@
 // Every key is decoded here, files read too, so that a key the agent could not use is a
 // config error with its line and column (and --check-config exits 2), never a surprise
 // at the first request.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
+#include "auth/key_file.hpp"
 #include "auth/keys.hpp"
 #include "config/checks.hpp"
 #include "config/sections.hpp"
@@ -16,41 +10,12 @@
 namespace linewire::config {
 namespace {
 
-// A key file is a line or a short PEM block: anything bigger is not one.
-constexpr std::size_t kMaxKeyFile = 16 * 1024;
-
-// The file's text, or why it cannot be read. Only regular files: a FIFO or a device
-// named by mistake must not hang or flood the loader.
-std::string read_key_file(const std::string& path, std::string& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    error = std::strerror(errno);
-    return {};
-  }
-  std::string text;
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    error = "not a regular file";
-  } else if (st.st_size > static_cast<off_t>(kMaxKeyFile)) {
-    error = "too big for a key file";
-  } else {
-    char buffer[4096];
-    ssize_t n = 0;
-    while ((n = ::read(fd, buffer, sizeof buffer)) > 0 && text.size() <= kMaxKeyFile)
-      text.append(buffer, static_cast<std::size_t>(n));
-    if (n < 0) error = std::strerror(errno);
-    if (text.size() > kMaxKeyFile) error = "too big for a key file";
-  }
-  ::close(fd);
-  return text;
-}
-
 void read_key_from_file(Reader& r, const Entry& f, TrustedKey& key) {
   auto path = r.path(f);
   if (!path) return;
   key.file = *path;
   std::string error;
-  const auto text = read_key_file(key.file, error);
+  const auto text = auth::read_key_file(key.file, auth::KeyFile::public_key, error);
   if (!error.empty()) {
     r.problem(f, "cannot read the key file " + key.file + ": " + error);
     return;

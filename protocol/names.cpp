@@ -4,18 +4,11 @@
 #include <csignal>
 #include <utility>
 
+#include "config/checks.hpp"
+
 namespace linewire::protocol {
 
 namespace {
-
-bool name_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '.' || c == '-';
-}
-
-bool alnum(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
 
 constexpr std::array<std::pair<std::string_view, int>, 9> kSignals{{
     {"TERM", SIGTERM},
@@ -39,12 +32,8 @@ std::string_view next_level(std::string_view& rest) {
 
 }  // namespace
 
-bool valid_name(std::string_view name) {
-  if (name.empty() || name.size() > 64 || !alnum(name.front())) return false;
-  for (char c : name)
-    if (!name_char(c)) return false;
-  return true;
-}
+// The one name rule: the config checks names by it too.
+bool valid_name(std::string_view name) { return config::is_valid_name(name); }
 
 std::optional<int> parse_signal(std::string_view name) {
   if (name.substr(0, 3) == "SIG") name.remove_prefix(3);

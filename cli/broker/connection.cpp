@@ -6,6 +6,7 @@
 #include <deque>
 #include <mutex>
 
+#include "protocol/broker_login.hpp"
 #include "protocol/connack.hpp"
 #include "protocol/tcp_nodelay.hpp"
 #include "cli/broker/ids.hpp"
@@ -193,16 +194,9 @@ void Connection::connect() {
   } else {
     builder.clean_session(true);
   }
-  if (!options_.username.empty()) builder.user_name(options_.username);
-  if (options_.password) builder.password(*options_.password);
-  if (options_.tls()) {
-    paho::ssl_options_builder ssl;
-    ssl.enable_server_cert_auth(true).verify(true);
-    if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
-    if (!options_.cert_file.empty()) ssl.key_store(options_.cert_file);
-    if (!options_.key_file.empty()) ssl.private_key(options_.key_file);
-    builder.ssl(ssl.finalize());
-  }
+  protocol::apply_login(builder, {options_.url, options_.username, options_.password,
+                                  options_.ca_file, options_.cert_file, options_.key_file,
+                                  options_.tls()});
   try {
     auto token = impl_->client->connect(builder.finalize());
     if (!wait(*token, Clock::now() + kConnectTimeout))

@@ -2,9 +2,9 @@
 #include "cli/broker/options.hpp"
 
 #include <array>
-#include <fstream>
-#include <stdexcept>
 #include <utility>
+
+#include "protocol/broker_login.hpp"
 
 namespace linewire::cli {
 
@@ -23,8 +23,7 @@ constexpr std::array<std::pair<std::string_view, std::string_view>, 6> kSchemes{
 }  // namespace
 
 bool BrokerOptions::tls() const {
-  return url.rfind("mqtts://", 0) == 0 || url.rfind("ssl://", 0) == 0 ||
-         url.rfind("wss://", 0) == 0 || !ca_file.empty() || !cert_file.empty();
+  return protocol::tls_scheme(url) || !ca_file.empty() || !cert_file.empty();
 }
 
 std::string choose_broker(const std::string& flag, const char* env) {
@@ -82,13 +81,5 @@ std::optional<std::string> normalize_url(std::string_view url) {
   return out;
 }
 
-std::string read_password_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read the password file " + path);
-  std::string password;
-  std::getline(in, password);
-  if (!password.empty() && password.back() == '\r') password.pop_back();
-  return password;
-}
 
 }  // namespace linewire::cli

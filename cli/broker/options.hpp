@@ -29,7 +29,4 @@ std::string choose_broker(const std::string& flag, const char* env);
 // scheme's usual port, since Paho wants one. nullopt for a scheme Paho cannot use.
 std::optional<std::string> normalize_url(std::string_view url);
 
-// The first line of a password file, without its line ending. Throws on error.
-std::string read_password_file(const std::string& path);
-
 }  // namespace linewire::cli

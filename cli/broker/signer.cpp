@@ -15,6 +15,7 @@
 #include "protocol/names.hpp"
 #include "protocol/signed_request.hpp"
 #include "auth/base64.hpp"
+#include "auth/key_file.hpp"
 
 namespace linewire::cli {
 
@@ -22,35 +23,13 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kMaxKeyFile = 16 * 1024;
-
 std::runtime_error key_error(const std::string& file, const std::string& why) {
   return std::runtime_error("key " + file + ": " + why);
 }
 
 std::string read_private_key(const std::string& file) {
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) throw key_error(file, std::strerror(errno));
-  struct stat st {};
-  std::string text;
   std::string error;
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    error = "not a regular file";
-  } else if ((st.st_mode & 077) != 0) {
-    // As ssh: a signing key others can read is no longer only its owner's.
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    error = std::string("permissions ") + mode + " are too open; chmod 600 it";
-  } else if (st.st_size > static_cast<off_t>(kMaxKeyFile)) {
-    error = "too big for a key file";
-  } else {
-    char buf[4096];
-    ssize_t n = 0;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0 && text.size() <= kMaxKeyFile)
-      text.append(buf, static_cast<std::size_t>(n));
-    if (n < 0) error = std::strerror(errno);
-  }
-  ::close(fd);
+  std::string text = auth::read_key_file(file, auth::KeyFile::private_key, error);
   if (!error.empty()) throw key_error(file, error);
   return text;
 }

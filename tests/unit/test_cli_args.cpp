@@ -10,6 +10,7 @@
 #include "cli/broker/ids.hpp"
 #include "cli/broker/options.hpp"
 #include "cli/broker/payloads.hpp"
+#include "protocol/broker_login.hpp"
 
 using namespace linewire::cli;
 using nlohmann::json;
@@ -94,9 +95,9 @@ TEST_CASE("password file: its first line") {
     std::ofstream f(path);
     f << "s3cret\r\nnext line\n";
   }
-  CHECK(read_password_file(path) == "s3cret");
+  CHECK(linewire::protocol::read_password_file(path) == "s3cret");
   std::remove(path.c_str());
-  CHECK_THROWS(read_password_file("/nonexistent/linewire-password"));
+  CHECK_THROWS(linewire::protocol::read_password_file("/nonexistent/linewire-password"));
 }
 
 TEST_CASE("start requests") {
