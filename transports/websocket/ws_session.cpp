@@ -3,7 +3,6 @@
 // backlog holding the child back.
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <deque>
@@ -30,6 +29,14 @@ constexpr std::size_t kFrameOverhead = 32;  // a queued frame's own cost
 // One WebSocket connection piped to one run: the run's primary (it started the run:
 // its frames are stdin, its backlog holds the child back, its leaving kills the run)
 // or a viewer (output only; dropped when too far behind).
+//
+// Lifetime: the session is owned by its pending Beast operations (each handler holds a
+// shared_ptr), as Beast's own sessions are; while it is attached the handshake or a
+// read is always pending, so it lives as long as its connection does. The Run holds a
+// plain RunSink pointer to it, which stays good because the destructor detaches
+// (RunSink's contract). The last reference only ever goes in a completion handler,
+// never inside one of the Run's calls into a sink, so a Run never calls a sink that
+// is gone.
 class WsSession final : public std::enable_shared_from_this<WsSession>,
                         public agent::RunSink,
                         public Live {
@@ -44,6 +51,8 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
     impl_->live.insert(this);
   }
   ~WsSession() {
+    // The Run holds a plain pointer to this sink: take it back. A Listener that went
+    // first detached every session already (abandon) and cleared impl_->agent.
     if (attached_ && impl_->agent) impl_->agent->detach(run_, *this);
     --impl_->websockets;
     impl_->live.erase(this);
@@ -52,7 +61,6 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   bool attach() {
     if (!impl_->agent->attach(run_, *this, primary_)) return false;
     attached_ = true;
-    keep_ = this->shared_from_this();  // the agent holds a plain pointer to this sink
     return true;
   }
 
@@ -93,9 +101,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   }
 
   void on_finished(const agent::RunRecord&) override {
-    attached_ = false;
-    // The agent is iterating its sinks: let go of this one after that.
-    asio::post(impl_->io, [keep = std::move(keep_)] {});
+    attached_ = false;  // the Run forgets its sinks as it tells them
     ended_ = true;
     code_ = ws::close_code::normal;
     flush();
@@ -109,9 +115,9 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
     if (attached_ && impl_->agent) impl_->agent->detach(run_, *this);
     attached_ = false;
     ended_ = true;
+    // The pending operations end with operation_aborted and release the session.
     error_code ignored;
     ws_.next_layer().socket().close(ignored);
-    keep_.reset();  // may destroy this: nothing after
   }
 
  private:
@@ -119,7 +125,6 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   void end(ws::close_code code, std::string reason) {
     if (attached_) impl_->agent->detach(run_, *this);
     attached_ = false;
-    asio::post(impl_->io, [keep = std::move(keep_)] {});
     ended_ = true;
     code_ = code;
     reason_ = std::move(reason);
@@ -160,7 +165,6 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
     impl_->agent->detach(run_, *this);
     if (primary_) impl_->agent->kill(run_, "disconnect");
     ended_ = true;
-    keep_.reset();
   }
 
   // Writes the queued frames one at a time, then closes once the run has ended. Below
@@ -201,7 +205,6 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   std::string run_;
   bool primary_;
   asio::steady_timer timer_;
-  std::shared_ptr<WsSession> keep_;  // set while attached: the agent's pointer stays good
   beast::flat_buffer in_;
   std::deque<std::string> queue_;  // frames not yet written, the one in flight first
   std::size_t queued_ = 0;         // their bytes, plus kFrameOverhead each
