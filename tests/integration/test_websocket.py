@@ -11,14 +11,15 @@ import time
 import pytest
 
 from harness import QUIET, WAIT, free_port, pid_alive, script, unique, wait_until
-from wsclient import connect, handshake_status, http_get, read_lines, read_until_closed
+from wsclient import (connect, handshake_status, http_get, read_lines, read_until_closed,
+                      upgrade_answer)
 
 
-def ws_agent(agent, tmp_path, commands, **websocket):
+def ws_agent(agent, tmp_path, commands, config=None, **websocket):
     port = free_port()
     section = {"listen": f"127.0.0.1:{port}"}
     section.update(websocket)
-    a = agent(commands, config={"websocket": section})
+    a = agent(commands, config={"websocket": section, **(config or {})})
     a.ws_port = port
     a.ws = lambda path: f"ws://127.0.0.1:{port}{path}"
     return a
@@ -103,6 +104,48 @@ def test_refusals(agent, tmp_path, greet):
     for h in held:
         h.close()
     wait_until(lambda: status("/greet") == 101, what="a slot after the held connections left")
+
+
+def _auth(require):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return {"auth": {"keys": {"alice": public}, "require": require}}
+
+
+def test_commands_that_need_a_signature_are_refused(agent, tmp_path, greet):
+    """Signed requests (SPEC §11) are MQTT payloads; a URL cannot carry one. So a command
+    with `keys`, and under auth.require every command not marked `unsigned: true`, is
+    refused over WebSocket with 403 and never started; under auth.require an unknown name
+    gets the same 403 (no name revealed). Before, a WebSocket start skipped the check."""
+    ws = ["mqtt", "websocket"]
+    commands = {"secret": {"exec": [greet], "keys": ["alice"], "transports": ws},
+                "plain": {"exec": [greet], "transports": ws},
+                "open": {"exec": [greet], "unsigned": True, "transports": ws}}
+    strict = ws_agent(agent, tmp_path, commands, config=_auth(require=True))
+    lax = ws_agent(agent, tmp_path, commands, config=_auth(require=False))
+
+    def answer(a, name):
+        status, _, body = upgrade_answer(a.ws_port, f"/{name}")
+        return status, body.decode()
+
+    for a, name in [(strict, "secret"), (strict, "plain"), (strict, "nosuch"), (lax, "secret")]:
+        status, body = answer(a, name)
+        assert status == 403, (name, status, body)
+        assert f"'{name}' needs a signed request" in body and "over MQTT" in body
+    assert answer(lax, "nosuch")[0] == 404
+    for a, name in [(strict, "open"), (lax, "open"), (lax, "plain")]:
+        w = connect(a.ws(f"/{name}"))
+        assert read_lines(w, 1)[0].startswith("run:"), name
+        w.close()
+    # Refused means never started; and the listener said so when it started.
+    for a, refused in [(strict, ["secret", "plain"]), (lax, ["secret"])]:
+        log = a.log_text()
+        for name in refused:
+            assert f"command '{name}' needs signed requests" in log
+            assert f"started '{name}'" not in log
+    assert "started 'open'" in strict.log_text()
 
 
 def test_client_leaving_kills_the_run(agent, tmp_path):

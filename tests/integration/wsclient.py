@@ -39,6 +39,38 @@ def handshake_status(url, timeout=WAIT, **kw):
     return 101
 
 
+def upgrade_answer(port, path, headers=None, timeout=WAIT):
+    """A raw WebSocket upgrade request: (status, headers dict (lowercase), body bytes) of
+    a refusal (websocket-client keeps no body). For a 101 the body is empty."""
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+             "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+             "Sec-WebSocket-Version: 13"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode(errors="replace").split("\r\n")
+        hdrs = {}
+        for h in header_lines:
+            k, _, v = h.partition(":")
+            hdrs[k.strip().lower()] = v.strip()
+        status = int(status_line.split()[1])
+        if status != 101:
+            want = int(hdrs.get("content-length", "0"))
+            while len(body) < want:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+        return status, hdrs, body
+
+
 def read_until_closed(ws, timeout=WAIT, limit=100000):
     """Text frames until the server ends the connection: (lines, Closed)."""
     lines = []

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "agent/auth_policy.hpp"
 #include "protocol/names.hpp"
 #include "transports/websocket/http_util.hpp"
 #include "transports/websocket/listener_impl.hpp"
@@ -181,15 +182,32 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
   }
 
   // `/{command}`: a run this connection is the primary of (SPEC §8.1).
-  void start(const std::string& command, std::vector<std::string> args, Request req) {
-    RequestInfo info = request_info(req, command);
+  void start(const std::string& name, std::vector<std::string> args, Request req) {
+    RequestInfo info = request_info(req, name);
+    // Signed requests (SPEC §11) are MQTT payloads signed over their topic; a URL has no
+    // room for one and a browser cannot make one. A command that needs a signature
+    // (its `keys`, or auth.require without `unsigned: true`) therefore never starts
+    // here. Under auth.require an unknown name gets the same answer, so that a stranger
+    // learns no command names (as over MQTT).
+    const auto& config = impl_->agent->config();
+    const config::Command* command = impl_->agent->find_command(name, "websocket");
+    if (command ? !agent::accepts_unsigned(config, *command)
+                : !agent::accepts_unsigned_unknown(config)) {
+      spdlog::info("websocket {} {}: refused: '{}' needs a signed request", info.remote_addr,
+                   info.target, name);
+      return send(text(req, http::status::forbidden,
+                       "403 Forbidden: '" + name +
+                           "' needs a signed request, which a WebSocket cannot carry; start it "
+                           "over MQTT\n"));
+    }
     protocol::StartRequest request;
     request.args = std::move(args);
     agent::RunOrigin origin;
     origin.transport = "websocket";
     origin.topic = info.remote_addr + ":" + info.remote_port + " " + info.target;
     origin.env = cgi_env(info);
-    auto result = impl_->agent->start(command, std::move(request), std::move(origin));
+    auto result = command ? impl_->agent->start(*command, std::move(request), std::move(origin))
+                          : impl_->agent->start(name, std::move(request), std::move(origin));
     if (auto* e = std::get_if<protocol::Error>(&result)) {
       spdlog::info("websocket {} {}: refused: {}", info.remote_addr, info.target, e->message);
       return send(text(req, status_for(e->code), e->message + "\n"));

@@ -9,6 +9,7 @@
 #include <iterator>
 #include <stdexcept>
 
+#include "agent/auth_policy.hpp"
 #include "transports/websocket/http_util.hpp"
 #include "transports/websocket/listener_impl.hpp"
 
@@ -119,6 +120,14 @@ void Listener::start() {
     throw std::runtime_error("websocket: cannot listen on " + o.address + ":" +
                              std::to_string(o.port) + ": " + ec.message());
   spdlog::info("websocket: listening on {}://{}/", impl_->tls ? "wss" : "ws", endpoint());
+  // Said once at start, so that a 403 later is no surprise (http_session.cpp says why).
+  const auto& config = impl_->agent->config();
+  for (const auto& c : config.commands)
+    if (c.websocket && !agent::accepts_unsigned(config, c))
+      spdlog::warn(
+          "websocket: command '{}' needs signed requests: it is refused over WebSocket (403); "
+          "start it over MQTT",
+          c.name);
   impl_->accept();
 }
 
