@@ -47,7 +47,8 @@ Agent::Agent(asio::io_context& io, config::Config config, std::string version,
           io, [this](const std::string& name) { return start_service(name); })),
       info_(std::make_unique<Throttle>(io, std::chrono::seconds(1), [this] {
         if (observer_) observer_->on_info(info_document());
-      })) {
+      })),
+      history_(config_.limits.history) {
   compile_patterns();
 }
 
@@ -202,6 +203,7 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
         wanted();
         auto run = make_run(*command, id, std::move(origin));
         run->queue(std::move(request));
+        history_.set_state(id, "queued");
         queue_.push_back(std::move(run));
         spdlog::info("run {}: queued ({} waiting for '{}')", id, waiting + 1, name);
         return Started{id, 0, true, {}};
@@ -223,6 +225,7 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
 
 std::unique_ptr<Run> Agent::make_run(const config::Command& command, const std::string& id,
                                      RunOrigin origin) {
+  history_.open(id, command.name, "running", command.history);
   return std::make_unique<Run>(io_, static_cast<RunHost&>(*this), launcher_, command,
                                config_.limits, id, std::move(origin));
 }
@@ -233,12 +236,13 @@ std::variant<Started, Error> Agent::launched(std::unique_ptr<Run> run, std::opti
     spdlog::warn("run {}: {}", id, error->message);
     if (observer_) observer_->on_state(*run, state_document(run->record()), true);
     run->finish_sinks();
-    remember_finished(id);
+    remember_finished(run->record());
     return *error;
   }
   const std::string command = run->command().name;
   Run& r = *run;
   runs_.emplace(id, std::move(run));
+  history_.set_state(id, "running");
   ++metrics_.commands[command].runs_started;
   save_state();
   spdlog::info("run {}: started '{}' pid {}", id, command, r.record().pid);
@@ -274,6 +278,12 @@ std::optional<Error> Agent::stop(const config::Command& command) {
   for (auto& [id, run] : runs_)
     if (run->command().name == name) run->kill("stop");
   return std::nullopt;
+}
+
+const config::Command* Agent::command_of_known_run(const std::string& id) const {
+  if (const config::Command* c = command_of_run(id)) return c;
+  const History::Run* kept = history_.find(id);
+  return kept ? config_.find_command(kept->command) : nullptr;
 }
 
 const config::Command* Agent::command_of_run(const std::string& id) const {
@@ -318,6 +328,8 @@ std::optional<Error> Agent::signal(const std::string& id, std::string_view name)
 
 void Agent::on_run_line(Run& run, Stream stream, std::string_view line, std::uint64_t seq) {
   ++metrics_.commands[run.command().name].lines;
+  history_.add(run.id(), stream, seq, line);
+  metrics_.history_bytes = history_.bytes();
   if (observer_) observer_->on_line(run, stream, line, seq);
 }
 
@@ -377,10 +389,10 @@ void Agent::on_run_finished(Run& run) {
   run.finish_sinks();
   std::string id = r.run;
   std::string command = r.command;
+  remember_finished(r);
   // The Run is inside its process's callback now: destroy it once that returns.
   auto node = runs_.extract(id);
   asio::post(io_, [owned = std::shared_ptr<Run>(std::move(node.mapped()))] {});
-  remember_finished(id);
   save_state();
   info_changed();
   if (const config::Command* c = config_.find_command(command);
@@ -419,7 +431,7 @@ void Agent::recover() {
     r.ended = Clock::now();
     r.error = "linewired stopped while the run was running";
     if (observer_) observer_->on_record_final(r, state_document(r));
-    remember_finished(r.run);
+    remember_finished(r);
   }
   save_state();
 }
@@ -451,6 +463,7 @@ std::optional<std::string> Agent::reload(config::Config next) {
   config::Config previous = std::move(config_);
   config_ = std::move(next);
   compile_patterns();
+  history_.set_max_total(config_.limits.history);
   // Services that are gone or no longer services are not restarted; their runs go on.
   services_->keep_only(config_);
   drop_queued([&](const Run& q) { return !config_.find_command(q.command().name); },
@@ -494,18 +507,23 @@ void Agent::drop_queued(const std::function<bool(const Run&)>& which, const std:
     spdlog::info("run {}: {}", run->id(), why);
     run->drop(why);
     if (observer_) observer_->on_record_final(run->record(), state_document(run->record()));
-    remember_finished(run->id());
+    remember_finished(run->record());
   }
   if (!dropped.empty()) save_state();
 }
 
-void Agent::remember_finished(const std::string& id) {
-  finished_.push_back(id);
+void Agent::remember_finished(const RunRecord& r) {
+  history_.finish(r.run, std::string(to_string(r.phase)));
+  finished_.push_back(r.run);
   std::size_t keep = static_cast<std::size_t>(config_.keep_runs);
-  // States past keep_runs are cleared; their ids stay taken a while longer so that
-  // a late duplicate is still refused.
-  if (finished_.size() > keep && observer_)
-    observer_->on_forget(finished_[finished_.size() - keep - 1]);
+  // States past keep_runs are cleared, and their kept output with them; their ids stay
+  // taken a while longer so that a late duplicate is still refused.
+  if (finished_.size() > keep) {
+    const std::string& forgotten = finished_[finished_.size() - keep - 1];
+    history_.forget(forgotten);
+    if (observer_) observer_->on_forget(forgotten);
+  }
+  metrics_.history_bytes = history_.bytes();
   while (finished_.size() > std::max(keep, kMinRememberedIds)) finished_.pop_front();
 }
 

@@ -17,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "agent/history.hpp"
 #include "agent/metrics.hpp"
 #include "agent/process.hpp"
 #include "protocol/request.hpp"
@@ -124,6 +125,13 @@ class Agent final : private RunHost {
   // Ends one run with the kill ladder of SPEC §5; false when it is not running.
   bool kill(const std::string& run, std::string reason);
 
+  // Kept output (SPEC §12), for replays; a run it knows is queued, running or finished
+  // with its state still retained.
+  const History& history() const { return history_; }
+  // The command a known run runs or ran, as configured now (a replay's signature rules);
+  // nullptr when the run is unknown or its command gone.
+  const config::Command* command_of_known_run(const std::string& run) const;
+
   Metrics& metrics() { return metrics_; }
   const Metrics& metrics() const { return metrics_; }
   int active(const std::string& command) const { return instances(command); }
@@ -156,7 +164,7 @@ class Agent final : private RunHost {
   std::optional<Error> start_service(const std::string& name);
   void compile_patterns();
   void save_state() const;
-  void remember_finished(const std::string& id);
+  void remember_finished(const RunRecord& record);
   void drop_queued(const std::function<bool(const Run&)>& which, const std::string& why);
   void info_changed();
   void running_changed(const std::string& command);
@@ -180,6 +188,7 @@ class Agent final : private RunHost {
   std::unique_ptr<Services> services_;
   std::set<std::string> running_published_;  // commands last published `running` ON
   std::unique_ptr<Throttle> info_;           // `info` at most once a second (SPEC §6)
+  History history_;
   Metrics metrics_;
 };
 

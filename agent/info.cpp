@@ -27,6 +27,8 @@ std::string Agent::info_document() const {
               {"started", iso8601(started_)},
               {"commands", commands},
               {"runs", {{"active", runs_.size()}, {"max", config_.limits.max_runs}}},
+              // As of this document: it is published when runs start and end.
+              {"history", {{"bytes", history_.bytes()}, {"max", config_.limits.history}}},
               {"groups", config_.groups},
               {"websocket",
                config_.websocket.listen.empty() ? json(nullptr) : json(config_.websocket.listen)}};

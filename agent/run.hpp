@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "agent/documents.hpp"
+#include "agent/history.hpp"
 #include "agent/line_splitter.hpp"
 #include "protocol/request.hpp"
 #include "config/config.hpp"
@@ -30,8 +31,6 @@ using protocol::StartRequest;
 class Process;
 class ProcessLauncher;
 class Run;
-
-enum class Stream { out, err };
 
 // Where a run started and who may hear about it.
 struct RunOrigin {

@@ -101,6 +101,7 @@ struct Parsed {
   std::string name;  // watch: a command or a run; kill: the run
   std::string signal = "TERM";
   double wait_s = 10;
+  WatchFrom from;  // watch, logs
 };
 
 int dispatch(Parsed& p) {
@@ -129,7 +130,12 @@ int dispatch(Parsed& p) {
     if (p.subcommand == "watch") {
       check_name("device", p.device);
       check_name("command or run", p.name);
-      return watch(ctx, p.device, p.name);
+      return watch(ctx, p.device, p.name, p.from);
+    }
+    if (p.subcommand == "logs") {
+      check_name("device", p.device);
+      check_name("run", p.name);
+      return logs(ctx, p.device, p.name, p.from);
     }
     if (p.subcommand == "kill") {
       check_name("device", p.device);
@@ -220,6 +226,18 @@ int main(int argc, char** argv) {
       "watch", "follow a command's newest line, or a run's output until it ends");
   watch_cmd->add_option("DEVICE", p.device)->required();
   watch_cmd->add_option("NAME", p.name, "a command or a run id")->required();
+  auto* from = watch_cmd->add_option("--from", p.from.line,
+                                     "a run: from its line N (default: its first kept line)");
+  from->check(CLI::NonNegativeNumber);
+  watch_cmd->add_flag("--new", p.from.only_new, "a run: only the lines printed from now on")
+      ->excludes(from);
+
+  auto* logs_cmd = app.add_subcommand(
+      "logs", "print the output the device still holds of a run, running or finished");
+  logs_cmd->add_option("DEVICE", p.device)->required();
+  logs_cmd->add_option("RUN", p.name)->required();
+  logs_cmd->add_option("--from", p.from.line, "from its line N (default: its first kept line)")
+      ->check(CLI::NonNegativeNumber);
 
   auto* runs = app.add_subcommand("runs", "recent runs of DEVICE, newest first");
   runs->add_option("DEVICE", p.device)->required();
@@ -237,7 +255,7 @@ int main(int argc, char** argv) {
       "keygen", "write a signing key: FILE (private, 0600) and FILE.pub (for auth.keys)");
   keygen_cmd->add_option("FILE", p.name)->required();
   // Global options may also come after the subcommand.
-  for (auto* sub : {ls, run, watch_cmd, runs, kill, keygen_cmd}) sub->fallthrough();
+  for (auto* sub : {ls, run, watch_cmd, logs_cmd, runs, kill, keygen_cmd}) sub->fallthrough();
 
   // `run pi-7 df -h`: the remote command's flags are its own.
   std::vector<std::string> args(argv + 1, argv + argc);

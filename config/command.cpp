@@ -167,6 +167,7 @@ void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
               }},
              {"queue_max", [&](const Entry& x) { assign(c.queue_max, r.integer(x, 0)); }},
              {"max_output", [&](const Entry& x) { assign(c.max_output, r.size(x, 1)); }},
+             {"history", [&](const Entry& x) { assign(c.history, r.size(x, 0)); }},
              {"user", [&](const Entry& x) { assign(c.user, r.text(x)); }},
              {"group", [&](const Entry& x) { assign(c.group, r.text(x)); }},
              {"stdin", [&](const Entry& x) { assign(c.stdin_enabled, r.boolean(x)); }},

@@ -44,6 +44,7 @@ struct Limits {
   std::size_t max_payload = 64 * 1024;
   std::size_t max_line = 64 * 1024;
   std::size_t buffer = 8 * 1024 * 1024;
+  std::size_t history = 16 * 1024 * 1024;  // kept output of all runs (SPEC §12)
 };
 
 struct ArgsRule {
@@ -75,6 +76,7 @@ struct Command {
   OnBusy on_busy = OnBusy::reject;
   int queue_max = 16;
   std::optional<std::size_t> max_output;
+  std::size_t history = 256 * 1024;  // kept output of each run, 0: none (SPEC §12)
   std::string user;
   std::string group;
   bool stdin_enabled = true;

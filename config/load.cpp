@@ -184,6 +184,7 @@ void read_limits(Reader& r, const Entry& e, Limits& limits) {
                    buffer = c;
                    assign(limits.buffer, r.size(c, 1));
                  }},
+                {"history", [&](const Entry& c) { assign(limits.history, r.size(c, 0)); }},
             });
   // The buffer must hold at least one whole line, or a long line could never leave.
   if (limits.buffer >= limits.max_line) return;

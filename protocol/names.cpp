@@ -124,6 +124,7 @@ std::optional<RequestTopic> Topics::parse(std::string_view topic) const {
     if (leaf == "in") return RequestTopic{RequestKind::in, std::string(name), {}};
     if (leaf == "eof") return RequestTopic{RequestKind::eof, std::string(name), {}};
     if (leaf == "signal") return RequestTopic{RequestKind::signal, std::string(name), {}};
+    if (leaf == "replay") return RequestTopic{RequestKind::replay, std::string(name), {}};
   }
   return std::nullopt;
 }

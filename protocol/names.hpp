@@ -16,11 +16,11 @@ std::optional<int> parse_signal(std::string_view name);
 // The short name (`TERM`) of a signal number, or its number as text.
 std::string signal_name(int sig);
 
-enum class RequestKind { start, stop, switch_, in, eof, signal, group_start };
+enum class RequestKind { start, stop, switch_, in, eof, signal, replay, group_start };
 
 struct RequestTopic {
   RequestKind kind;
-  std::string name;   // the command (start/stop/switch/group_start) or the run
+  std::string name;   // the command (start/stop/switch/group_start) or the run (in/eof/signal/replay)
   std::string group;  // group_start only
 };
 

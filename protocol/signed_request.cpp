@@ -51,7 +51,8 @@ std::optional<Error> plain_from(const json& doc, RequestKind kind, std::string& 
   };
   switch (kind) {
     case RequestKind::start:
-    case RequestKind::group_start: {
+    case RequestKind::group_start:
+    case RequestKind::replay: {
       json rest = json::object();
       for (const auto& [key, value] : doc.items())
         if (key != "ts" && key != "nonce") rest[key] = value;

@@ -131,6 +131,7 @@ Connection::Connection(BrokerOptions options, std::string prefix)
     : options_(std::move(options)),
       client_id_("linewire-" + random_hex(12)),
       reply_topic_(prefix + "/_client/" + client_id_ + "/reply"),
+      replay_topic_(prefix + "/_client/" + client_id_ + "/replay"),
       impl_(std::make_shared<Impl>()) {
   impl_->v5 = options_.v5;
   paho::create_options create(options_.v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);

@@ -87,6 +87,9 @@ class Connection {
   const std::string& client_id() const { return client_id_; }
   // `{prefix}/_client/{client-id}/reply` (SPEC §10: everything under the prefix).
   const std::string& reply_topic() const { return reply_topic_; }
+  // `{prefix}/_client/{client-id}/replay`: replays answer here, their lines below it
+  // (SPEC §12). A subscription to `replay_topic()/#` takes both.
+  const std::string& replay_topic() const { return replay_topic_; }
   const std::string& url() const { return options_.url; }
   // The key every request is signed with (SPEC §11), or nullptr: see Requester.
   void set_signer(std::shared_ptr<const Signer> signer) { signer_ = std::move(signer); }
@@ -99,6 +102,7 @@ class Connection {
   BrokerOptions options_;
   std::string client_id_;
   std::string reply_topic_;
+  std::string replay_topic_;
   std::shared_ptr<Impl> impl_;
   std::shared_ptr<const Signer> signer_;
 };

@@ -44,6 +44,22 @@ void Requester::signal(const std::string& topic, std::string_view name,
   send(topic, name, fields_of({{"signal", name}}), correlation);
 }
 
+void Requester::replay(const std::string& topic, std::uint64_t from_out, std::uint64_t from_err,
+                       const std::string& correlation) {
+  json fields = {{"from", {{"out", from_out}, {"err", from_err}}}};
+  PublishProps props;
+  if (connection_.v5()) {
+    props.response_topic = connection_.replay_topic();
+    props.correlation = correlation;
+  } else {
+    fields["reply_to"] = connection_.replay_topic();
+    fields["correlation"] = correlation;
+  }
+  const std::string payload = fields_of(fields);
+  const Signer* signer = connection_.signer();
+  connection_.publish(topic, signer ? signer->envelope(topic, payload) : payload, props);
+}
+
 void Requester::send(const std::string& topic, std::string_view plain, std::string_view fields,
                      const std::string& correlation) {
   PublishProps props;

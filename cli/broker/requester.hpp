@@ -3,6 +3,7 @@
 // the envelope of a signed request (SPEC §11); nothing else publishes to a device.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -26,6 +27,10 @@ class Requester {
   // A signal to a run (`run/{id}/signal`), remembered: see signalled(). With
   // `correlation`, MQTT 5 asks for a reply.
   void signal(const std::string& topic, std::string_view name, const std::string& correlation = {});
+  // A replay of a run's kept output (`run/{id}/replay`, SPEC §12) from line `from_out`
+  // of stdout and `from_err` of stderr, answered on the connection's replay topic.
+  void replay(const std::string& topic, std::uint64_t from_out, std::uint64_t from_err,
+              const std::string& correlation);
 
   // A signal was sent: wait for the broker to take it before disconnecting. Nothing
   // else needs that wait (an `in` or `eof` for a run that ended is moot), and it can

@@ -5,6 +5,7 @@
 #include "cli/broker/ids.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/output.hpp"
+#include "cli/run/catch_up.hpp"
 #include "cli/run/exit_status.hpp"
 #include "cli/run/run_loop.hpp"
 #include "cli/run/run_streams.hpp"
@@ -24,10 +25,12 @@ class OneRun : public RunLoop {
         run_base_(topics_.run(id_, "")),
         streams_([](Stream s, std::string_view line) {
           (s == Stream::out ? out() : err()).line(line);
-        }) {}
+        }),
+        catch_up_(c, requester_, topics_.run(id_, "replay"), streams_) {}
 
   int go() {
-    c_.subscribe({topics_.status(), topics_.run(id_, "#"), c_.reply_topic()});
+    c_.subscribe(
+        {topics_.status(), topics_.run(id_, "#"), c_.reply_topic(), c_.replay_topic() + "/#"});
     std::vector<Incoming> backlog;
     auto status = wait_for_status(c_, topics_.status(), backlog);
     if (auto why = offline_reason(status, o_.device, c_)) {
@@ -66,6 +69,12 @@ class OneRun : public RunLoop {
       deadlines_.give_up(kAfterTimeout, kExitTimeout, "run " + id_ + " timed out");
       return std::nullopt;
     }
+    if (deadlines_.wake_due(now)) {
+      // No answer to a replay (an agent older than replay, or gone again): what came is
+      // all there is.
+      catch_up_.give_up();
+      if (held_final_) return finish_state(*held_final_);
+    }
     if (!replied_ && deadlines_.reply_overdue(now)) {
       note("no reply from " + o_.device + " within " + json(o_.wait_s).dump() + " s");
       return kExitFailure;
@@ -75,6 +84,7 @@ class OneRun : public RunLoop {
 
   std::optional<int> on_message(const Incoming& m) override {
     if (m.topic == c_.reply_topic()) return on_reply(m);
+    if (m.topic.rfind(c_.replay_topic(), 0) == 0) return on_replay(m);
     if (m.topic == topics_.status()) {
       device_status(o_.device, m.payload, " (run " + id_ + " goes on there)");
       return std::nullopt;
@@ -128,9 +138,55 @@ class OneRun : public RunLoop {
       if (!replied_ && doc.is_object() && doc.value("state", "") == "running") on_started();
       return std::nullopt;
     }
+    // Lines are missing (a reconnect, a broker that dropped some): the agent's history
+    // may still hold them (SPEC §12). Asked once; a replay under way is waited for.
+    if (c_.v5() && catch_up_.under_way()) {
+      held_final_ = doc;
+      return std::nullopt;
+    }
+    if (c_.v5() && !final_replay_asked_ && streams_.incomplete(doc)) {
+      final_replay_asked_ = true;
+      held_final_ = doc;
+      ask_replay();
+      return std::nullopt;
+    }
+    return finish_state(doc);
+  }
+
+  std::optional<int> finish_state(const json& doc) {
+    auto outcome = outcome_of(doc);
+    if (!outcome) return std::nullopt;
     for (const auto& n : streams_.finish(doc)) note(n);
     if (!outcome->note.empty()) note(o_.device + ": run " + id_ + " " + outcome->note);
     return timed_out_ ? kExitTimeout : outcome->status;
+  }
+
+  // After a reconnect: the lines published while we were away, from the agent's
+  // history (SPEC §12). MQTT 5 only: without seq, replayed and live lines cannot be
+  // told apart, and the final state's count says what was lost.
+  void on_reconnected() override {
+    if (replied_ && c_.v5() && !catch_up_.under_way()) ask_replay();
+  }
+
+  void ask_replay() {
+    catch_up_.ask_missing();
+    deadlines_.wake(Clock::now() + CatchUp::kWait);
+  }
+
+  std::optional<int> on_replay(const Incoming& m) {
+    auto answer = catch_up_.on_message(m, held_final_ ? &*held_final_ : nullptr);
+    if (!answer) return std::nullopt;
+    deadlines_.clear_wake();
+    if (!held_final_) return std::nullopt;
+    json final_state = std::move(*held_final_);
+    held_final_.reset();
+    if (!final_replay_asked_ && streams_.incomplete(final_state)) {
+      final_replay_asked_ = true;
+      held_final_ = std::move(final_state);
+      ask_replay();
+      return std::nullopt;
+    }
+    return finish_state(final_state);
   }
 
   void interrupt(const std::string& name) override { signal(name); }
@@ -159,6 +215,9 @@ class OneRun : public RunLoop {
   std::unique_ptr<StdinForwarder> stdin_;
   bool replied_ = false;
   std::string pending_signal_;
+  CatchUp catch_up_;
+  bool final_replay_asked_ = false;
+  std::optional<json> held_final_;  // the final state, while a replay may fill gaps
 };
 
 }  // namespace

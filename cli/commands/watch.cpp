@@ -1,12 +1,15 @@
-// `linewire watch DEVICE COMMAND|RUN` (SPEC §10). A command: its retained newest line
-// (`cmd/C/last`), then each new one, until Ctrl-C. A run: its output from now on, until
-// its final state, exiting as `run` would.
+// `linewire watch DEVICE COMMAND|RUN` and `logs DEVICE RUN` (SPEC §10, §12). A command:
+// its retained newest line (`cmd/C/last`), then each new one, until Ctrl-C. A run: the
+// lines its agent still holds (from --from N; none with --new), then the live ones until
+// its final state, exiting as `run` would. `logs`: the held lines, then exit.
 #include <csignal>
 #include <nlohmann/json.hpp>
 
 #include "protocol/names.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/output.hpp"
+#include "cli/broker/requester.hpp"
+#include "cli/run/catch_up.hpp"
 #include "cli/run/exit_status.hpp"
 #include "cli/run/offline_grace.hpp"
 #include "cli/run/run_streams.hpp"
@@ -45,15 +48,31 @@ int follow_command(Connection& c, const protocol::Topics& topics, const std::str
 
 class RunWatch {
  public:
-  RunWatch(const protocol::Topics& topics, std::string run)
-      : topics_(topics),
+  RunWatch(Connection& c, const protocol::Topics& topics, std::string run, const WatchFrom& from)
+      : c_(c),
+        topics_(topics),
         run_(std::move(run)),
         base_(topics.run(run_, "")),
+        from_(from),
+        requester_(c),
         streams_(
             [](Stream s, std::string_view line) { (s == Stream::out ? out() : err()).line(line); },
-            true) {}
+            from.only_new),
+        catch_up_(c, requester_, topics.run(run_, "replay"), streams_) {
+    if (from.line > 1) streams_.start_at(from.line);
+  }
+
+  // The kept lines first (SPEC §12), unless only new ones are wanted; live lines that
+  // come meanwhile wait in the streams for their turn.
+  void begin() {
+    if (from_.only_new) return;
+    const std::uint64_t first = std::max<std::uint64_t>(1, from_.line);
+    catch_up_.ask(first, first);
+    wake_ = Clock::now() + CatchUp::kWait;
+  }
 
   std::optional<int> on_message(const Incoming& m) {
+    if (m.topic.rfind(c_.replay_topic(), 0) == 0) return on_replay(m);
     if (m.topic == topics_.status()) {
       const bool was_offline = offline_.offline(topics_.device());
       if (offline_.status(topics_.device(), m.payload, Clock::now())) {
@@ -70,46 +89,85 @@ class RunWatch {
       streams_.line(leaf == "out" ? Stream::out : Stream::err, m.seq, m.payload);
     } else if (leaf == "state" && !m.payload.empty()) {
       json doc = json::parse(m.payload, nullptr, false);
-      auto outcome = outcome_of(doc);
-      if (!outcome) return std::nullopt;
-      for (const auto& n : streams_.finish(doc)) note(n);
-      if (!outcome->note.empty()) note(topics_.device() + ": run " + run_ + " " + outcome->note);
-      return outcome->status;
+      if (!outcome_of(doc)) return std::nullopt;
+      already_ended_ = m.retained;
+      if (catch_up_.under_way()) {
+        held_final_ = std::move(doc);  // the replay's lines come first
+        return std::nullopt;
+      }
+      return finish(doc);
     }
     return std::nullopt;
   }
 
   std::optional<int> on_deadline() {
+    if (wake_ && Clock::now() >= *wake_) {
+      wake_.reset();
+      catch_up_.give_up();
+      streams_.resync();
+      note("no answer from " + topics_.device() + " to the replay of run " + run_ +
+           "; showing what comes from now on");
+      if (held_final_) return finish(*held_final_);
+    }
     if (offline_.expired(Clock::now()).empty()) return std::nullopt;
     note(topics_.device() + " did not come back; the end of run " + run_ + " is unknown");
     return kExitFailure;
   }
 
   Clock::time_point deadline() const {
-    return offline_.deadline().value_or(Clock::time_point::max());
+    return std::min(offline_.deadline().value_or(Clock::time_point::max()),
+                    wake_.value_or(Clock::time_point::max()));
   }
   void reconnected() { offline_.reconnected(Clock::now()); }
+  bool ended() const { return held_final_.has_value(); }
 
  private:
+  std::optional<int> on_replay(const Incoming& m) {
+    auto answer = catch_up_.on_message(m, held_final_ ? &*held_final_ : nullptr);
+    if (!answer) return std::nullopt;
+    wake_.reset();
+    if (!answer->ok) {
+      note(topics_.device() + ": no kept output of run " + run_ + " (" + answer->error +
+           "); showing what comes from now on");
+      streams_.resync();
+    }
+    if (held_final_) return finish(*held_final_);
+    return std::nullopt;
+  }
+
+  int finish(const json& doc) {
+    if (already_ended_) note("run " + run_ + " had already ended");
+    auto outcome = outcome_of(doc);
+    for (const auto& n : streams_.finish(doc)) note(n);
+    if (!outcome->note.empty()) note(topics_.device() + ": run " + run_ + " " + outcome->note);
+    return outcome->status;
+  }
+
+  Connection& c_;
   const protocol::Topics& topics_;
   std::string run_;
   std::string base_;
+  WatchFrom from_;
+  Requester requester_;
   RunStreams streams_;
+  CatchUp catch_up_;
   OfflineGrace offline_{kOfflineGrace};
+  std::optional<Clock::time_point> wake_;  // the replay's answer is due
+  std::optional<json> held_final_;         // the run ended; its kept lines come first
+  bool already_ended_ = false;             // its final state was retained: it ended before us
 };
 
 int follow_run(Connection& c, const protocol::Topics& topics, const std::string& run,
-               const std::vector<Incoming>& seen, const std::string& status) {
-  RunWatch w(topics, run);
+               const std::vector<Incoming>& seen, const std::string& status,
+               const WatchFrom& from) {
+  RunWatch w(c, topics, run, from);
+  w.begin();
   // A run that ended says so whatever its device's status is now.
   for (const auto& m : seen) {
     if (m.topic == topics.status()) continue;
-    if (auto done = w.on_message(m)) {
-      if (m.retained) note("run " + run + " had already ended");
-      return *done;
-    }
+    if (auto done = w.on_message(m)) return *done;
   }
-  if (status != "online") {
+  if (status != "online" && !w.ended()) {
     note("run " + run + " has not ended, and its device will not say how it does");
     return kExitFailure;
   }
@@ -130,11 +188,12 @@ int follow_run(Connection& c, const protocol::Topics& topics, const std::string&
 
 }  // namespace
 
-int watch(const Context& ctx, const std::string& device, const std::string& name) {
+int watch(const Context& ctx, const std::string& device, const std::string& name,
+          const WatchFrom& from) {
   Connection& c = open_connection(ctx, true);
   protocol::Topics topics(ctx.prefix, device);
-  auto seen = collect_retained(
-      c, {topics.status(), topics.info(), topics.command(name, "last"), topics.run(name, "#")});
+  auto seen = collect_retained(c, {topics.status(), topics.info(), topics.command(name, "last"),
+                                   topics.run(name, "#"), c.replay_topic() + "/#"});
   std::string status;
   bool is_command = false, has_last = false, has_run = false;
   for (const auto& m : seen) {
@@ -158,7 +217,51 @@ int watch(const Context& ctx, const std::string& device, const std::string& name
   if (status != "online")
     note(device + " is " + (status.empty() ? "not seen (no status)" : status));
   if (is_command || !has_run) return follow_command(c, topics, name, seen);
-  return follow_run(c, topics, name, seen, status);
+  return follow_run(c, topics, name, seen, status, from);
+}
+
+int logs(const Context& ctx, const std::string& device, const std::string& run,
+         const WatchFrom& from) {
+  Connection& c = open_connection(ctx, true);
+  protocol::Topics topics(ctx.prefix, device);
+  c.subscribe({topics.status(), c.replay_topic() + "/#"});
+  std::vector<Incoming> backlog;
+  auto status = wait_for_status(c, topics.status(), backlog);
+  if (auto why = offline_reason(status, device, c)) {
+    note(*why);
+    return kExitFailure;
+  }
+  Requester requester(c);
+  RunStreams streams(
+      [](Stream s, std::string_view line) { (s == Stream::out ? out() : err()).line(line); });
+  const std::uint64_t first = std::max<std::uint64_t>(1, from.line);
+  if (first > 1) streams.start_at(first);
+  CatchUp catch_up(c, requester, topics.run(run, "replay"), streams);
+  catch_up.ask(first, first);
+  const auto deadline = Clock::now() + CatchUp::kWait;
+  for (;;) {
+    auto e = c.next(deadline);
+    if (!e) {
+      note("no answer from " + device + " within " + std::to_string(CatchUp::kWait.count()) +
+           " s");
+      return kExitFailure;
+    }
+    if (e->kind == Event::Kind::interrupt) return 128 + e->signal;
+    if (e->kind != Event::Kind::message) continue;
+    auto answer = catch_up.on_message(e->message, nullptr);
+    if (out().broken()) return 128 + SIGPIPE;
+    if (!answer) continue;
+    if (!answer->ok) {
+      note(device + " refused: " + answer->error);
+      return kExitFailure;
+    }
+    streams.finish(json::object());
+    for (Stream s : {Stream::out, Stream::err})
+      if (auto gone = streams.gone(s))
+        note(std::to_string(gone) + (s == Stream::out ? " stdout" : " stderr") +
+             " line(s) from " + std::to_string(first) + " on are no longer held by " + device);
+    return 0;
+  }
 }
 
 }  // namespace linewire::cli

@@ -44,6 +44,7 @@ int RunLoop::follow() {
     } else if (e->kind == Event::Kind::reconnected) {
       note("reconnected");
       offline_.reconnected(Clock::now());  // every device's grace starts again
+      on_reconnected();
     }
     if (!done && out().broken()) {
       // Whoever read our stdout is gone (`| head -1`): the run's output has nowhere

@@ -47,11 +47,21 @@ class RunDeadlines {
     if (awaiting_reply) d = std::min(d, reply_by_);
     if (timeout_at_) d = std::min(d, *timeout_at_);
     if (give_up_at_) d = std::min(d, *give_up_at_);
+    if (wake_at_) d = std::min(d, *wake_at_);
     if (offline) d = std::min(d, *offline);
     return d;
   }
 
   bool reply_overdue(Clock::time_point now) const { return now >= reply_by_; }
+
+  // A wait of the run's own (a replay's answer): wake_due() says when it is over.
+  void wake(Clock::time_point at) { wake_at_ = at; }
+  void clear_wake() { wake_at_.reset(); }
+  bool wake_due(Clock::time_point now) {
+    if (!wake_at_ || now < *wake_at_) return false;
+    wake_at_.reset();
+    return true;
+  }
 
   // True once: at the first call at or after the local --timeout.
   bool timeout_due(Clock::time_point now) {
@@ -85,6 +95,7 @@ class RunDeadlines {
   Clock::time_point reply_by_;
   std::optional<Clock::time_point> timeout_at_;
   std::optional<Clock::time_point> give_up_at_;
+  std::optional<Clock::time_point> wake_at_;
   int give_up_status_ = 0;
   std::string give_up_note_;
 };
@@ -130,6 +141,8 @@ class RunLoop {
   virtual void terminate() = 0;
   // The exit status once nothing is left to wait for.
   virtual std::optional<int> over() const { return std::nullopt; }
+  // The connection is back (its subscriptions renewed): ask for what was missed.
+  virtual void on_reconnected() {}
 
   Connection& c_;
   const RunOptions& o_;

@@ -1,6 +1,7 @@
 // A run's stdout and stderr in seq order, checked against its final state: see run_streams.hpp.
 #include "cli/run/run_streams.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -24,6 +25,19 @@ void RunStreams::line(Stream stream, std::optional<std::uint64_t> seq, std::stri
 
 std::uint64_t RunStreams::emitted(Stream stream) const {
   return stream == Stream::out ? out_.emitted() : err_.emitted();
+}
+
+std::uint64_t RunStreams::highest(Stream stream) const {
+  return stream == Stream::out ? out_.highest() : err_.highest();
+}
+
+bool RunStreams::incomplete(const json& doc) const {
+  auto short_of = [&](const Sequencer& s, const char* key) {
+    auto it = doc.is_object() ? doc.find(key) : doc.end();
+    if (it == doc.end() || !it->is_number_unsigned()) return false;
+    return s.waiting() > 0 || it->get<std::uint64_t>() > s.highest();
+  };
+  return short_of(out_, "lines") || short_of(err_, "err_lines");
 }
 
 std::vector<std::string> RunStreams::finish(const json& doc) {
@@ -53,6 +67,13 @@ std::optional<std::string> RunStreams::check(const Sequencer& s, const json& doc
     missing = lines - s.emitted();
   }
   if (missing == 0) return std::nullopt;
+  const std::uint64_t gone = std::min(s.gone(), missing);
+  std::string n = std::to_string(missing) + " of " + std::to_string(lines) + " " +
+                  std::string(what) + " line(s) were lost";
+  if (gone == missing) return n + ": the agent no longer held them (its output history)";
+  if (gone > 0)
+    return n + " (" + std::to_string(gone) + " no longer held by the agent, " +
+           std::to_string(missing - gone) + " did not arrive)";
   return std::to_string(missing) + " of " + std::to_string(lines) + " " + std::string(what) +
          " line(s) did not arrive";
 }

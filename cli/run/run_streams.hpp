@@ -32,6 +32,23 @@ class RunStreams {
   std::vector<std::string> finish(const nlohmann::json& final_state);
 
   std::uint64_t emitted(Stream stream) const;
+  // Lines known to be no longer held by the agent (Sequencer::gone).
+  std::uint64_t gone(Stream stream) const { return stream == Stream::out ? out_.gone() : err_.gone(); }
+  // The highest seq shown of `stream`, 0 if none.
+  std::uint64_t highest(Stream stream) const;
+  // See Sequencer::lost_before and start_at.
+  void lost_before(Stream stream, std::uint64_t seq) { of(stream).lost_before(seq); }
+  void resync() {
+    out_.resync();
+    err_.resync();
+  }
+  void start_at(std::uint64_t seq) {
+    out_.start_at(seq);
+    err_.start_at(seq);
+  }
+  // The final state `doc` counts lines not shown yet (a gap, or the last ones): a
+  // replay (SPEC §12) may still bring them. Only with seq numbers (MQTT 5).
+  bool incomplete(const nlohmann::json& final_state) const;
 
  private:
   Sequencer& of(Stream stream) { return stream == Stream::out ? out_ : err_; }

@@ -1,6 +1,7 @@
 // One stream of a run back in order by seq, duplicates dropped: see sequencer.hpp.
 #include "cli/run/sequencer.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace linewire::cli {
@@ -52,6 +53,18 @@ void Sequencer::skip_to_first_waiting() {
   if (waiting_.empty()) return;
   skipped_ += waiting_.begin()->first - next_;
   next_ = waiting_.begin()->first;
+}
+
+void Sequencer::lost_before(std::uint64_t seq) {
+  started_ = true;
+  while (next_ < seq) {
+    const std::uint64_t to =
+        waiting_.empty() ? seq : std::min(seq, waiting_.begin()->first);
+    gone_ += to - next_;
+    skipped_ += to - next_;
+    next_ = to;
+    drain();
+  }
 }
 
 void Sequencer::flush() {

@@ -26,14 +26,30 @@ class Sequencer {
 
   // Watching a run already under way: the first `seq` seen starts the count.
   void join_late() { join_late_ = true; }
+  // Only lines from `seq` on are wanted (`watch --from`): the ones before are neither
+  // shown nor missed.
+  void start_at(std::uint64_t seq) {
+    started_ = true;
+    next_ = seq == 0 ? 1 : seq;
+  }
 
   void push(std::optional<std::uint64_t> seq, std::string line);
   // The end of the stream: waiting lines go out in order, the gaps counted as lost.
   void flush();
+  // Lines before `seq` will never come (the agent no longer holds them, SPEC §12): the
+  // ones waiting go out, the gaps before `seq` are counted as gone().
+  void lost_before(std::uint64_t seq);
+  // Lines that wait for earlier ones go out now, the gaps counted as skipped: no
+  // replay will fill them (the agent did not answer one).
+  void resync() {
+    skip_to_first_waiting();
+    drain();
+  }
 
   std::uint64_t emitted() const { return emitted_; }
   std::uint64_t duplicates() const { return duplicates_; }
   std::uint64_t skipped() const { return skipped_; }  // seq numbers that never came
+  std::uint64_t gone() const { return gone_; }        // of them, known to be no longer kept
   bool sequenced() const { return started_; }         // some line carried `seq`
   // The highest seq passed on (0 if none); with join_late, seq numbers before the
   // first one seen are not counted as skipped.
@@ -55,6 +71,7 @@ class Sequencer {
   std::uint64_t emitted_ = 0;
   std::uint64_t duplicates_ = 0;
   std::uint64_t skipped_ = 0;
+  std::uint64_t gone_ = 0;
   std::map<std::uint64_t, std::string> waiting_;
 };
 

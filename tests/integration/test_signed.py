@@ -386,3 +386,24 @@ def test_client_signs_ctrl_c_and_fan_out(agent, tmp_path):
     assert r.stdout == f"{a.device}: fan\n".encode()
     r = lw(a, "run", "--group", group, "echo", "fan")
     assert r.returncode == 255 and b"unauthorized" in r.stderr, r.stderr
+
+
+def test_replay_follows_the_commands_signature_rules(signed_agent):
+    """SPEC §12: a replay is checked as §3 says, signature included: the kept output of a
+    command that needs a key is not for anyone who asks."""
+    c = signed_agent.client()
+    rid = unique("r")
+    c.subscribe(signed_agent.base + f"/run/{rid}/#")
+    assert signed_start(c, "secret", {"id": rid}).get("ok") is True
+    c.wait_msg(signed_agent.base + f"/run/{rid}/state",
+               lambda m: m.payload and m.json()["state"] == "exited")
+    topic = c.topic(f"run/{rid}/replay")
+    assert_unauthorized(c.request(topic, b""))
+    assert_unauthorized(c.request(topic, envelope(BOB, "bob", topic, {})), "bob")
+    rt = f"{c.reply_topic_base}/{unique('rp')}"
+    mark = c.mark()
+    c.publish(topic, envelope(ALICE, "alice", topic, {"from": 1}), response_topic=rt,
+              correlation=b"x")
+    summary = c.wait_msg(rt, since=mark).json()
+    assert summary["ok"] is True and summary["out"] == {"first": 1, "last": 1}, summary
+    assert [m.payload for m in c.snapshot(f"{rt}/out", mark)] == [b"secret"]

@@ -62,3 +62,45 @@ TEST_CASE("error codes have SPEC §3 names") {
   CHECK(to_string(ErrorCode::unknown_run) == "unknown_run");
   CHECK(to_string(ErrorCode::unauthorized) == "unauthorized");
 }
+
+TEST_CASE("a replay request: empty, from, per-stream from, streams") {
+  auto p = parse_replay("");
+  REQUIRE_FALSE(p.error);
+  CHECK(p.request.from_out == 1);
+  CHECK(p.request.from_err == 1);
+  CHECK(p.request.out);
+  CHECK(p.request.err);
+  p = parse_replay(R"({"from": 42, "streams": ["err"]})");
+  REQUIRE_FALSE(p.error);
+  CHECK(p.request.from_out == 42);
+  CHECK(p.request.from_err == 42);
+  CHECK_FALSE(p.request.out);
+  CHECK(p.request.err);
+  p = parse_replay(R"({"from": {"out": 7, "err": 3}, "reply_to": "me/r", "correlation": "c1"})");
+  REQUIRE_FALSE(p.error);
+  CHECK(p.request.from_out == 7);
+  CHECK(p.request.from_err == 3);
+  CHECK(p.request.reply_to == "me/r");
+  CHECK(p.request.correlation == "c1");
+  CHECK(parse_replay(R"({"from": 0})").request.from_out == 1);
+  CHECK(parse_replay(R"({"from": 18446744073709551615})").request.from_out ==
+        18446744073709551615ULL);
+}
+
+TEST_CASE("malformed replay requests are bad_request, the reply route still read") {
+  for (const char* payload :
+       {R"({"from": -1})", R"({"from": 1.5})", R"({"from": "3"})", R"({"from": 1e30})",
+        R"({"from": 184467440737095516150})", R"({"from": {"in": 1}})",
+        R"({"from": {"out": -2}})", R"({"streams": []})", R"({"streams": ["log"]})",
+        R"({"streams": "out"})", R"({"form": 1})", "[1]", "nope"}) {
+    INFO(payload);
+    auto p = parse_replay(payload);
+    REQUIRE(p.error);
+    CHECK(p.error->code == ErrorCode::bad_request);
+    CHECK_FALSE(p.error->message.empty());
+  }
+  CHECK(parse_replay(std::string_view("{\"from\":1}\0x", 12)).error);
+  auto p = parse_replay(R"({"reply_to": "me/r", "from": -1})");
+  REQUIRE(p.error);
+  CHECK(p.request.reply_to == "me/r");
+}

@@ -46,9 +46,13 @@ Transport::Transport(asio::io_context& io, agent::Agent& agent)
                                               cause.empty() ? "" : ": ", cause);
                                },
                                [this](Message m) { on_message(std::move(m)); },
-                               [this] { agent_.resume_output(); }}),
+                               [this] {
+                                 agent_.resume_output();
+                                 replays_->resume();
+                               }}),
       last_(std::make_unique<LastLines>()),
       verifier_(std::make_unique<agent::Verifier>(config_)),
+      replays_(std::make_unique<Replays>(io, agent, client_, config_.qos)),
       discovery_published_(homeassistant::load_published(config_.state_dir)) {
   out_.qos = config_.qos;
   retained_.qos = config_.qos;
@@ -75,7 +79,8 @@ std::vector<std::string> Transport::filters() const {
   std::vector<std::string> f = {
       topics_.device_filter("cmd", "start"),  topics_.device_filter("cmd", "stop"),
       topics_.device_filter("cmd", "switch"), topics_.device_filter("run", "in"),
-      topics_.device_filter("run", "eof"),    topics_.device_filter("run", "signal")};
+      topics_.device_filter("run", "eof"),    topics_.device_filter("run", "signal"),
+      topics_.device_filter("run", "replay")};
   for (const auto& g : config_.groups) f.push_back(topics_.group_filter(g));
   if (config_.homeassistant.discovery) f.push_back(homeassistant::status_topic(config_));
   return f;

@@ -14,6 +14,7 @@
 #include "agent/agent.hpp"
 #include "protocol/names.hpp"
 #include "transports/mqtt/mqtt_client.hpp"
+#include "transports/mqtt/replays.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -43,7 +44,7 @@ class Transport final : private agent::AgentObserver {
   void on_ready(std::function<void()> ready) { ready_ = std::move(ready); }
 
  private:
-  struct Reply;
+  using Reply = Replays::Reply;
   struct LastLines;
 
   // AgentObserver
@@ -72,6 +73,7 @@ class Transport final : private agent::AgentObserver {
   std::optional<protocol::Error> handle_in(Request& req);
   std::optional<protocol::Error> handle_eof(Request& req);
   std::optional<protocol::Error> handle_signal(Request& req);
+  std::optional<protocol::Error> handle_replay(Request& req);
   std::optional<protocol::Error> handle_other(Request& req,
                                            const std::function<std::optional<protocol::Error>()>& act);
   std::optional<protocol::Error> stop_command(const std::string& name);
@@ -94,6 +96,7 @@ class Transport final : private agent::AgentObserver {
   Client client_;
   std::unique_ptr<LastLines> last_;
   std::unique_ptr<agent::Verifier> verifier_;  // signed requests (SPEC §11)
+  std::unique_ptr<Replays> replays_;            // kept output, again (SPEC §12)
   std::function<void()> ready_;
   std::set<std::string> discovery_published_;  // Home Assistant config topics (SPEC §9)
 };

@@ -35,6 +35,8 @@ std::string_view kind_name(RequestKind k) {
       return "eof";
     case RequestKind::signal:
       return "signal";
+    case RequestKind::replay:
+      return "replay";
     case RequestKind::group_start:
       return "group start";
   }
@@ -54,13 +56,6 @@ std::string printable(std::string_view s) {
 }
 
 }  // namespace
-
-// Where an answer goes: the MQTT 5 Response Topic, else `reply_to` (MQTT 3.1.1).
-struct Transport::Reply {
-  std::string topic;
-  std::optional<std::string> correlation;        // MQTT 5 Correlation Data
-  std::optional<std::string> correlation_field;  // 3.1.1 `correlation`, echoed in JSON
-};
 
 // One request as decoded from its message.
 struct Transport::Request {
@@ -86,7 +81,8 @@ Transport::Reply Transport::reply_route(const Message& m, RequestKind kind) cons
     auto parsed = protocol::parse_envelope(m.payload);
     if (auto* env = std::get_if<protocol::Envelope>(&parsed))
       fields = protocol::inner_reply_fields(env->inner);
-  } else if (kind == RequestKind::start || kind == RequestKind::group_start) {
+  } else if (kind == RequestKind::start || kind == RequestKind::group_start ||
+             kind == RequestKind::replay) {
     fields = protocol::inner_reply_fields(m.payload);
   }
   reply.topic = std::move(fields.reply_to);
@@ -147,6 +143,8 @@ const config::Command* Transport::auth_target(const protocol::RequestTopic& t) c
     case RequestKind::eof:
     case RequestKind::signal:
       return agent_.command_of_run(t.name);
+    case RequestKind::replay:
+      return agent_.command_of_known_run(t.name);
     default:
       return agent_.find_command(t.name, "mqtt");
   }
@@ -162,6 +160,7 @@ std::optional<Error> Transport::dispatch(Request& req) {
       {RequestKind::in, &Transport::handle_in},
       {RequestKind::eof, &Transport::handle_eof},
       {RequestKind::signal, &Transport::handle_signal},
+      {RequestKind::replay, &Transport::handle_replay},
   };
   for (const auto& [kind, handler] : kHandlers)
     if (kind == req.topic.kind) return (this->*handler)(req);
@@ -252,6 +251,26 @@ std::optional<Error> Transport::handle_eof(Request& req) {
 
 std::optional<Error> Transport::handle_signal(Request& req) {
   return handle_other(req, [&] { return agent_.signal(req.topic.name, req.verified.payload); });
+}
+
+// Replay (SPEC §12): the run's command's keys, the payload's fields, a reply
+// destination (replayed lines must never land on the shared run topics), a run the
+// agent knows; then it waits its turn among the replays.
+std::optional<Error> Transport::handle_replay(Request& req) {
+  auto parsed = protocol::parse_replay(req.verified.payload);
+  const auto& r = parsed.request;
+  log_request(req, "run=" + req.topic.name + " from=" + std::to_string(r.from_out) + "/" +
+                       std::to_string(r.from_err));
+  if (const auto* command = auth_target(req.topic))
+    if (auto e = verifier_->check_command_keys(req.verified, *command)) return e;
+  if (parsed.error) return parsed.error;
+  if (req.reply.topic.empty())
+    return Error{ErrorCode::bad_request,
+                 "a replay needs a reply destination: the MQTT 5 Response Topic, or reply_to"};
+  if (!agent_.history().find(req.topic.name))
+    return Error{ErrorCode::unknown_run,
+                 "no output kept for run '" + req.topic.name + "' on " + config_.device};
+  return replays_->add(req.topic.name, r, req.reply);
 }
 
 void Transport::refuse(const Request& req, const Error& e) {

@@ -299,6 +299,16 @@ std::string metrics_text(const agent::Metrics& metrics, const std::vector<Comman
       "linewire_broker_connected " +
       std::string(broker_connected ? "1" : "0") +
       "\n"
+      "# HELP linewire_history_bytes Output kept for replay, all runs together.\n"
+      "# TYPE linewire_history_bytes gauge\n"
+      "linewire_history_bytes " +
+      std::to_string(metrics.history_bytes) +
+      "\n"
+      "# HELP linewire_replays_total Replays of kept output served.\n"
+      "# TYPE linewire_replays_total counter\n"
+      "linewire_replays_total " +
+      std::to_string(metrics.replays) +
+      "\n"
       "# HELP linewire_websocket_connections WebSocket connections open now.\n"
       "# TYPE linewire_websocket_connections gauge\n"
       "linewire_websocket_connections " +
