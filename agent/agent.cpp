@@ -29,9 +29,6 @@ std::string host_name() {
   return buf;
 }
 
-// How many finished run ids are remembered for duplicate_id beyond keep_runs.
-constexpr std::size_t kMinRememberedIds = 1000;
-
 }  // namespace
 
 Agent::Agent(asio::io_context& io, config::Config config, std::string version,
@@ -408,51 +405,6 @@ void Agent::on_run_finished(Run& run) {
   }
 }
 
-void Agent::save_state() const {
-  if (!state_file_.enabled()) return;
-  SavedState state;
-  for (const auto& [id, run] : runs_) state.active.push_back({run->record(), run->start_ticks()});
-  std::size_t keep = std::min(finished_.size(), static_cast<std::size_t>(config_.keep_runs));
-  state.finished.assign(finished_.end() - static_cast<std::ptrdiff_t>(keep), finished_.end());
-  state_file_.save(state);
-}
-
-void Agent::recover() {
-  SavedState saved = state_file_.load();
-  finished_.assign(saved.finished.begin(), saved.finished.end());
-  for (auto& a : saved.active) {
-    RunRecord& r = a.record;
-    // Only the very process we started: a pid can be reused after a reboot.
-    bool alive = a.start_ticks != 0 && process_start_ticks(r.pid) == a.start_ticks;
-    if (alive) ::kill(-r.pid, SIGKILL);
-    spdlog::warn("run {}: lost (the agent stopped while it ran){}", r.run,
-                 alive ? "; its process group was killed" : "");
-    r.phase = RunPhase::lost;
-    r.ended = Clock::now();
-    r.error = "linewired stopped while the run was running";
-    if (observer_) observer_->on_record_final(r, state_document(r));
-    remember_finished(r);
-  }
-  save_state();
-}
-
-void Agent::start_services() {
-  for (const auto& c : config_.commands)
-    if (c.mode == config::Mode::service && services_->is_wanted(c.name) && !running(c.name))
-      services_->start(c);
-}
-
-std::optional<Error> Agent::start_service(const std::string& name) {
-  const config::Command* c = config_.find_command(name);
-  if (shutting_down_ || !c || c->mode != config::Mode::service || running(name))
-    return std::nullopt;
-  RunOrigin origin;
-  origin.transport = "service";
-  auto result = start(*c, StartRequest{}, std::move(origin));
-  if (auto* e = std::get_if<Error>(&result)) return *e;
-  return std::nullopt;
-}
-
 std::optional<std::string> Agent::reload(config::Config next) {
   if (next.device != config_.device || next.prefix != config_.prefix ||
       next.broker.url != config_.broker.url || next.broker.protocol != config_.broker.protocol ||
@@ -510,21 +462,6 @@ void Agent::drop_queued(const std::function<bool(const Run&)>& which, const std:
     remember_finished(run->record());
   }
   if (!dropped.empty()) save_state();
-}
-
-void Agent::remember_finished(const RunRecord& r) {
-  history_.finish(r.run, std::string(to_string(r.phase)));
-  finished_.push_back(r.run);
-  std::size_t keep = static_cast<std::size_t>(config_.keep_runs);
-  // States past keep_runs are cleared, and their kept output with them; their ids stay
-  // taken a while longer so that a late duplicate is still refused.
-  if (finished_.size() > keep) {
-    const std::string& forgotten = finished_[finished_.size() - keep - 1];
-    history_.forget(forgotten);
-    if (observer_) observer_->on_forget(forgotten);
-  }
-  metrics_.history_bytes = history_.bytes();
-  while (finished_.size() > std::max(keep, kMinRememberedIds)) finished_.pop_front();
 }
 
 void Agent::shutdown(std::function<void()> done) {

@@ -1,5 +1,7 @@
 #include "agent/services.hpp"
 
+#include "agent/agent.hpp"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -89,6 +91,25 @@ void Services::schedule(const std::string& name, Entry& e, config::Duration ran_
   e.timer.async_wait([this, name](const boost::system::error_code& ec) {
     if (!ec) start_now(name);
   });
+}
+
+// The agent's side: services start with it, and each (re)start is a start request
+// of transport `service`.
+void Agent::start_services() {
+  for (const auto& c : config_.commands)
+    if (c.mode == config::Mode::service && services_->is_wanted(c.name) && !running(c.name))
+      services_->start(c);
+}
+
+std::optional<Error> Agent::start_service(const std::string& name) {
+  const config::Command* c = config_.find_command(name);
+  if (shutting_down_ || !c || c->mode != config::Mode::service || running(name))
+    return std::nullopt;
+  RunOrigin origin;
+  origin.transport = "service";
+  auto result = start(*c, StartRequest{}, std::move(origin));
+  if (auto* e = std::get_if<Error>(&result)) return *e;
+  return std::nullopt;
 }
 
 }  // namespace linewire::agent

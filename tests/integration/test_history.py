@@ -266,8 +266,10 @@ def test_watch_of_a_running_run_from_its_first_line_or_only_new_lines(agent, pro
 
 
 def test_run_gets_every_line_exactly_once_across_a_broker_restart(agent, prog):
-    """SPEC §10/§12: after reconnecting `linewire run` asks for what it missed. The
-    broker keeps nothing (no persistence): every line comes from the agent's history."""
+    """SPEC §10/§12: a broker restart sends the device's last will, both ends reconnect,
+    the run goes on; `linewire run` asks for what it missed, and the broker keeps nothing
+    (no persistence): the missed lines come from the agent's history. Its retained final
+    state gives the real exit status."""
     from test_client import finish, read_line, spawn
     p = prog("ticker.sh", "i=0\nwhile [ $i -lt 60 ]; do i=$((i+1)); echo \"tick $i\"; "
                           "sleep 0.05; done\nexit 2\n")
@@ -281,3 +283,4 @@ def test_run_gets_every_line_exactly_once_across_a_broker_restart(agent, prog):
     got = ["tick 1"] + out.decode().splitlines()
     assert got == [f"tick {i}" for i in range(1, 61)], err
     assert b"were lost" not in err and b"did not arrive" not in err, err
+    assert "replay of run" in open(a.log_path, errors="replace").read()
