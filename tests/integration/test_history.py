@@ -284,3 +284,28 @@ def test_run_gets_every_line_exactly_once_across_a_broker_restart(agent, prog):
     assert got == [f"tick {i}" for i in range(1, 61)], err
     assert b"were lost" not in err and b"did not arrive" not in err, err
     assert "replay of run" in open(a.log_path, errors="replace").read()
+
+
+# ------------------------------------------------------------------- WebSocket (§8.2)
+
+def test_websocket_viewer_from_a_line_gets_kept_then_live_lines_once(agent, tmp_path, prog):
+    from test_websocket import ws_agent
+    from wsclient import connect, handshake_status, read_until_closed
+    mixed = prog("mixed.sh", MIXED)
+    slow = prog("slow.sh", "i=0\nwhile [ $i -lt 40 ]; do i=$((i+1)); echo \"l $i\"; "
+                           "sleep 0.05; done\n")
+    a = ws_agent(agent, tmp_path, {"mixed": {"exec": [mixed]}, "slow": {"exec": [slow]}})
+    c = a.client()
+    done = c.run("mixed")
+    lines, closed = read_until_closed(connect(a.ws(f"/run/{done.id}?from=1")))
+    assert lines == [f"out {i}" for i in range(1, 101)] and closed.code == 1000
+    lines, closed = read_until_closed(connect(a.ws(f"/run/{done.id}?from=95")))
+    assert lines == [f"out {i}" for i in range(95, 101)] and closed.code == 1000
+    assert handshake_status(a.ws(f"/run/{done.id}")) == 404  # ended, and no from: as before
+    assert handshake_status(a.ws(f"/run/{done.id}?from=x")) == 400
+    assert handshake_status(a.ws(f"/run/{done.id}?from=-1")) == 400
+    assert handshake_status(a.ws("/run/nosuch?from=1")) == 404
+    running = c.run("slow", wait=False)
+    c.wait_msg(c.topic(f"run/{running.id}/out"), lambda m: m.seq == 10, what="line 10")
+    lines, closed = read_until_closed(connect(a.ws(f"/run/{running.id}?from=1")))
+    assert lines == [f"l {i}" for i in range(1, 41)] and closed.code == 1000

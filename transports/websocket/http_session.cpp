@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
+#include <charconv>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -220,9 +221,22 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
 
   // `/run/{run}`: a viewer (SPEC §8.2).
   void view(const std::string& run, Request req) {
-    if (!impl_->agent->has_run(run))
+    // `?from=N`: the run's kept lines first (SPEC §12), also of a run that has ended.
+    std::optional<std::uint64_t> from;
+    if (auto query = parse_query(split_target(req.target()).second)) {
+      for (const auto& [key, value] : *query) {
+        if (key != "from") continue;
+        std::uint64_t n = 0;
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (ec != std::errc() || end != value.data() + value.size())
+          return send(text(req, http::status::bad_request,
+                           "400 Bad Request: from must be a line number\n"));
+        from = std::max<std::uint64_t>(n, 1);
+      }
+    }
+    if (!impl_->agent->has_run(run) && !(from && impl_->agent->history().find(run)))
       return send(text(req, http::status::not_found, "404 Not Found: no such run\n"));
-    open_websocket(impl_, std::move(stream_), run, false, std::move(req));
+    open_viewer(impl_, std::move(stream_), run, from, std::move(req));
   }
 
   // ---- answers ----

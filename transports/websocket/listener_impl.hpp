@@ -73,6 +73,11 @@ struct Listener::Impl : std::enable_shared_from_this<Impl> {
 // until it closes or becomes a WebSocket.
 void serve_http(std::shared_ptr<Listener::Impl> impl, AnyStream stream, tcp::endpoint remote);
 
+// ws_session.cpp: a viewer of `run` (SPEC §8.2); with `from`, its kept stdout lines from
+// that line first (§12), also of a run that has ended.
+void open_viewer(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run,
+                 std::optional<std::uint64_t> from, Request req);
+
 // ws_session.cpp: pipes an upgrade request's connection to `run`, as the client that
 // started it (`primary`) or as a viewer; closes it at once when the run is gone.
 void open_websocket(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run,

@@ -58,6 +58,19 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
     impl_->live.erase(this);
   }
 
+  // `?from=N` (SPEC §12): the run's kept stdout lines from line N, queued before the
+  // session attaches, so that with the live lines after them each comes once and in
+  // order (one thread: no line can come in between). False when the agent knows no
+  // such run.
+  bool replay(std::uint64_t from) {
+    const agent::History::Run* kept = impl_->agent->history().find(run_);
+    if (!kept) return false;
+    for (const auto& l : kept->lines)
+      if (l.stream == agent::Stream::out && l.seq >= from) on_line(l.stream, l.text, l.seq);
+    ++impl_->agent->metrics().replays;
+    return true;
+  }
+
   bool attach() {
     if (!impl_->agent->attach(run_, *this, primary_)) return false;
     attached_ = true;
@@ -225,6 +238,17 @@ void open_websocket(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, st
   auto session =
       std::make_shared<WsSession>(std::move(impl), std::move(stream), std::move(run), primary);
   if (session->attach()) session->accept(std::move(req));
+}
+
+void open_viewer(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run,
+                 std::optional<std::uint64_t> from, Request req) {
+  auto session = std::make_shared<WsSession>(std::move(impl), std::move(stream), std::move(run), false);
+  const bool kept = from && session->replay(*from);
+  if (session->attach()) return session->accept(std::move(req));
+  if (!kept) return;
+  // It has ended: its kept lines, then a normal close.
+  session->on_finished({});
+  session->accept(std::move(req));
 }
 
 }  // namespace linewire::websocket
