@@ -102,6 +102,7 @@ struct Parsed {
   std::string signal = "TERM";
   double wait_s = 10;
   WatchFrom from;  // watch, logs
+  bool batch_given = false;
 };
 
 int dispatch(Parsed& p) {
@@ -160,6 +161,9 @@ int dispatch(Parsed& p) {
     if (!ro.group.empty()) check_name("group", ro.group);
     check_name("command", ro.command);
     if (!ro.id.empty()) check_name("run", ro.id);
+    if (!fan_out && (ro.online || ro.fail_fast || p.batch_given))
+      throw Usage("--online, --batch and --fail-fast go with --group or --all");
+    if (p.batch_given && ro.batch == 0) throw Usage("--batch must be at least 1");
     return fan_out ? run_many(ctx, ro) : run_one(ctx, ro);
   } catch (const Usage& e) {
     note(e.what());
@@ -213,6 +217,16 @@ int main(int argc, char** argv) {
   run->add_flag("--no-stdin", p.run.no_stdin, "do not forward stdin (the run gets an empty one)");
   auto* group = run->add_option("--group", p.run.group, "run on every device of GROUP");
   run->add_flag("--all", p.run.all, "run on every online device")->excludes(group);
+  run->add_flag("--online", p.run.online,
+                "with --group: leave offline members out (the summary names them as skipped)");
+  auto* batch = run->add_option("--batch", p.run.batch,
+                  "with --group/--all: at most N devices running at once; the next starts as "
+                  "one finishes")
+                  ->check(CLI::NonNegativeNumber);
+  run->add_flag("--fail-fast", p.run.fail_fast,
+                "with --group/--all: start no further device after the first failure");
+  run->add_flag("--json", p.run.json,
+                "NDJSON on stdout: each line, each final state, each error, a summary last");
   run->add_option("--wait", p.run.wait_s,
                   "seconds to wait for replies, and for a device that went offline mid-run "
                   "to come back")
@@ -272,5 +286,6 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : kExitFailure;
   }
   for (auto* sub : app.get_subcommands()) p.subcommand = sub->get_name();
+  p.batch_given = batch->count() > 0;
   leave(dispatch(p));
 }

@@ -1,14 +1,21 @@
 // `linewire run --group G | --all COMMAND [ARGS...]`: one run per device, a small pdsh
-// (SPEC §10). Every line is prefixed with its device; the exit status is the highest.
+// (SPEC §10). Every line is prefixed with its device (or, with --json, is an NDJSON
+// object); the exit status is the highest; offline and silent members count as 255.
+// --batch N asks the devices a few at a time, each with its own --wait and --timeout.
+#include <deque>
 #include <map>
+#include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/devices.hpp"
+#include "cli/output/json_report.hpp"
 #include "cli/output/output.hpp"
 #include "cli/run/exit_status.hpp"
+#include "cli/run/catch_up.hpp"
 #include "cli/run/fanout.hpp"
 #include "cli/run/run_loop.hpp"
 #include "cli/run/run_streams.hpp"
@@ -47,46 +54,185 @@ class ManyRuns : public RunLoop {
   ManyRuns(Connection& c, const Context& ctx, const RunOptions& o, const std::string& id)
       : RunLoop(c, o, id, "every run", "no final state after KILL"),
         ctx_(ctx),
-        directory_(ctx.prefix) {}
+        directory_(ctx.prefix),
+        fanout_(o.fail_fast) {}
 
   int go() {
-    c_.subscribe({c_.reply_topic(), ctx_.prefix + "/+/run/" + id_ + "/#"});
+    c_.subscribe(
+        {c_.reply_topic(), ctx_.prefix + "/+/run/" + id_ + "/#", c_.replay_topic() + "/#"});
     for (auto& m : collect_retained(c_, {ctx_.prefix + "/+/status", ctx_.prefix + "/+/info"}))
       on_message(m);
-    if (!pick_devices()) return kExitFailure;
+    if (!pick_devices()) return finish(kExitFailure);
     start();
     return finish(follow());
   }
 
  private:
+  bool batched() const { return o_.batch != 0; }
+
+  // The targets (SPEC §10): `--all`, every online device; `--group G`, every device
+  // whose retained info lists G, online or not. Offline ones are not run (255), or
+  // skipped on purpose (--online, --all). False when there is nothing to do.
   bool pick_devices() {
-    std::vector<std::string> expected =
-        o_.all ? directory_.online() : directory_.online_in_group(o_.group);
-    if (o_.all && expected.empty()) {
-      note("no device is online on " + c_.url() + " under " + ctx_.prefix + "/");
+    auto target = [&](const std::string& d) {
+      if (batched())
+        fanout_.queue(d);
+      else
+        fanout_.expect(d);
+    };
+    if (o_.all) {
+      for (const auto& d : directory_.devices()) {
+        if (d.online())
+          target(d.name);
+        else
+          fanout_.skip(d.name);
+      }
+      if (fanout_.counts().targeted == 0) {
+        note("no device is online on " + c_.url() + " under " + ctx_.prefix + "/");
+        return false;
+      }
+      return true;
+    }
+    std::size_t unreadable = 0;
+    for (const auto& d : directory_.devices()) {
+      if (d.in_group(o_.group)) {
+        if (d.online()) {
+          target(d.name);
+        } else if (o_.online) {
+          fanout_.skip(d.name);
+        } else {
+          fanout_.offline(d.name);
+          note(d.name + ": offline, not run");
+        }
+        continue;
+      }
+      // An info that is not JSON, or from an agent too old to list its groups: the
+      // device may be a member all the same. Said, and (without --batch) it may answer.
+      if (!d.info.is_object() || !d.info.contains("groups") || !d.info["groups"].is_array()) {
+        note(d.name + ": its retained info " +
+             std::string(d.info.is_object() ? "lists no groups (an older agent?)"
+                                            : "is missing or not a JSON object") +
+             "; cannot tell whether it is in group '" + o_.group + "'");
+        if (d.online()) ++unreadable;
+      }
+    }
+    if (fanout_.counts().targeted > 0) return true;
+    if (!fanout_.entries().empty()) {
+      note("no member of group '" + o_.group + "' is online (--online)");
       return false;
     }
-    if (expected.empty())
-      note("no online device lists group '" + o_.group + "' in its info; waiting " +
-           json(o_.wait_s).dump() + " s for answers");
-    for (const auto& d : expected) fanout_.expect(d);
-    return true;
+    if (unreadable > 0 && !batched()) {
+      note("no device lists group '" + o_.group + "' in its info; waiting " +
+           json(o_.wait_s).dump() + " s for answers from the " + std::to_string(unreadable) +
+           " online device(s) whose groups are unknown");
+      return true;
+    }
+    note("no device lists group '" + o_.group + "' in its retained info (" +
+         std::to_string(directory_.devices().size()) + " device(s) seen under " + ctx_.prefix +
+         "/ on " + c_.url() + ")");
+    return false;
   }
 
   void start() {
-    const StartFields f = starting();
+    start_fields_ = starting();
+    if (batched()) {
+      launch();
+      return;
+    }
+    if (fanout_.active() == 0 && !fanout_.entries().empty()) return;  // all offline or skipped
     if (o_.all) {
       for (const auto& [device, e] : fanout_.entries())
-        requester_.start(protocol::Topics(ctx_.prefix, device).command(o_.command, "start"), f,
-                         correlation_);
+        if (e.phase == Fanout::Phase::waiting)
+          requester_.start(protocol::Topics(ctx_.prefix, device).command(o_.command, "start"),
+                           start_fields_, correlation_);
     } else {
       // One request for the whole group: the broker fans it out (SPEC §2).
-      requester_.start(protocol::Topics(ctx_.prefix, "-").group_start(o_.group, o_.command), f,
-                       correlation_);
+      requester_.start(protocol::Topics(ctx_.prefix, "-").group_start(o_.group, o_.command),
+                       start_fields_, correlation_);
     }
   }
 
-  bool awaiting_reply() const override { return !window_over_; }
+  // --batch: asks the next devices while fewer than N are waiting or running, each on
+  // its own start topic with its own --wait and --timeout. One that went offline while
+  // it waited for its turn is not asked.
+  void launch() {
+    if (!batched()) return;
+    for (;;) {
+      auto next = fanout_.start_next(o_.batch);
+      if (next.empty()) break;
+      const auto now = Clock::now();
+      for (const auto& device : next) {
+        const Device* d = directory_.find(device);
+        if (!d || !d->online()) {
+          fanout_.went_offline(device);
+          note(device + ": offline, not run");
+          continue;
+        }
+        requester_.start(protocol::Topics(ctx_.prefix, device).command(o_.command, "start"),
+                         start_fields_, correlation_);
+        reply_by_[device] = now + seconds(o_.wait_s);
+        if (o_.timeout_s) term_at_[device] = now + seconds(*o_.timeout_s) + kTimeoutSlack;
+      }
+    }
+    rearm();
+  }
+
+  // The earliest of --batch's per-device deadlines and a replay's, as the loop's wake-up.
+  void rearm() {
+    auto at = replay_by_.value_or(Clock::time_point::max());
+    for (const auto* m : {&reply_by_, &term_at_, &give_up_at_})
+      for (const auto& [device, t] : *m) at = std::min(at, t);
+    if (at == Clock::time_point::max())
+      deadlines_.clear_wake();
+    else
+      deadlines_.wake(at);
+  }
+
+  void batch_deadlines(Clock::time_point now) {
+    for (auto it = reply_by_.begin(); it != reply_by_.end();) {
+      const Fanout::Entry* e = fanout_.find(it->first);
+      if (!e || e->phase != Fanout::Phase::waiting) {
+        it = reply_by_.erase(it);
+        continue;
+      }
+      if (now < it->second) {
+        ++it;
+        continue;
+      }
+      if (offline_.offline(it->first))
+        fanout_.went_offline(it->first);
+      else
+        fanout_.no_answer(it->first);
+      it = reply_by_.erase(it);
+    }
+    for (auto it = term_at_.begin(); it != term_at_.end();) {
+      const Fanout::Entry* e = fanout_.find(it->first);
+      if (!e || Fanout::terminal(e->phase)) {
+        it = term_at_.erase(it);
+        continue;
+      }
+      if (now < it->second) {
+        ++it;
+        continue;
+      }
+      fanout_.timed_out(it->first);
+      note(it->first + ": timed out after " + json(*o_.timeout_s).dump() + " s; sending TERM");
+      if (e->phase == Fanout::Phase::running)
+        requester_.signal(run_topic(it->first, "signal"), "TERM");
+      give_up_at_[it->first] = now + kAfterTimeout;
+      it = term_at_.erase(it);
+    }
+    for (auto it = give_up_at_.begin(); it != give_up_at_.end();) {
+      if (now < it->second) {
+        ++it;
+        continue;
+      }
+      fanout_.abandon(it->first, kExitTimeout, "timed out");
+      it = give_up_at_.erase(it);
+    }
+  }
+
+  bool awaiting_reply() const override { return !batched() && !window_over_; }
 
   std::optional<int> over() const override {
     if (!fanout_.done()) return std::nullopt;
@@ -97,6 +243,15 @@ class ManyRuns : public RunLoop {
     auto now = Clock::now();
     for (const auto& device : offline_.expired(now))
       if (fanout_.went_offline(device)) note(device + " did not come back");
+    deadlines_.wake_due(now);
+    if (replay_by_ && now >= *replay_by_) replay_over(std::nullopt);
+    if (batched()) {
+      batch_deadlines(now);
+      deadlines_.timeout_due(now);  // --batch: each device's own, above
+      if (auto g = deadlines_.give_up_due(now)) fanout_.abandon(g->status, g->note);
+      launch();
+      return std::nullopt;
+    }
     if (!window_over_ && deadlines_.reply_overdue(now)) {
       window_over_ = true;
       // A device that went offline before it could answer (killed as the request
@@ -114,17 +269,21 @@ class ManyRuns : public RunLoop {
       deadlines_.give_up(kAfterTimeout, kExitTimeout, "timed out");
     }
     if (auto g = deadlines_.give_up_due(now)) fanout_.abandon(g->status, g->note);
+    rearm();
     return std::nullopt;
   }
 
   std::optional<int> on_message(const Incoming& m) override {
     if (m.topic == c_.reply_topic()) {
       on_reply(m);
+    } else if (m.topic.rfind(c_.replay_topic(), 0) == 0) {
+      on_replay(m);
     } else if (auto t = parse_run_topic(m.topic, ctx_.prefix, id_)) {
       on_run(*t, m);
     } else if (directory_.add(m.topic, m.payload) && m.topic.ends_with("/status")) {
       on_status(m);
     }
+    launch();
     return std::nullopt;
   }
 
@@ -175,8 +334,98 @@ class ManyRuns : public RunLoop {
       return;
     }
     if (m.retained && !fanout_.find(t.device)) return;  // an older run with this --id
-    for (const auto& n : streams(t.device).finish(doc)) note(t.device + ": " + n);
-    fanout_.finished(t.device, *outcome);
+    if (c_.v5()) {
+      // Lines are missing (a reconnect, a broker that dropped some): the agent's history
+      // may still hold them (SPEC §12). Asked once per device at its final state; a
+      // replay asked or under way is waited for, at most CatchUp::kWait.
+      if (replay_pending(t.device)) {
+        held_finals_[t.device] = doc;
+        return;
+      }
+      if (!final_asked_.count(t.device) && streams(t.device).incomplete(doc)) {
+        final_asked_.insert(t.device);
+        held_finals_[t.device] = doc;
+        ask_replay(t.device);
+        return;
+      }
+    }
+    finish_device(t.device, doc);
+  }
+
+  void finish_device(const std::string& device, const json& doc) {
+    auto outcome = outcome_of(doc);
+    if (!outcome) return;
+    for (const auto& n : streams(device).finish(doc)) note(device + ": " + n);
+    if (fanout_.finished(device, *outcome) && o_.json) out().line(json_final(device, id_, doc));
+  }
+
+  // After a reconnect, each run under way asks for the lines it missed (MQTT 5 only:
+  // without seq, replayed and live lines cannot be told apart). The replies share the
+  // connection's replay topic, so one device's replay is under way at a time.
+  void on_reconnected() override {
+    if (!c_.v5()) return;
+    for (const auto& device : fanout_.running()) ask_replay(device);
+  }
+
+  bool replay_pending(const std::string& device) const {
+    return replaying_ == device ||
+           std::find(replay_queue_.begin(), replay_queue_.end(), device) != replay_queue_.end();
+  }
+
+  void ask_replay(const std::string& device) {
+    if (!replay_pending(device)) replay_queue_.push_back(device);
+    next_replay();
+  }
+
+  void next_replay() {
+    if (!replaying_.empty() || replay_queue_.empty()) return;
+    replaying_ = replay_queue_.front();
+    replay_queue_.pop_front();
+    catch_up(replaying_).ask_missing();
+    replay_by_ = Clock::now() + CatchUp::kWait;
+    rearm();
+  }
+
+  CatchUp& catch_up(const std::string& device) {
+    auto it = catch_ups_.find(device);
+    if (it == catch_ups_.end())
+      it = catch_ups_
+               .emplace(device, std::make_unique<CatchUp>(c_, requester_, run_topic(device, "replay"),
+                                                          streams(device)))
+               .first;
+    return *it->second;
+  }
+
+  void on_replay(const Incoming& m) {
+    if (replaying_.empty()) return;
+    auto held = held_finals_.find(replaying_);
+    auto answer =
+        catch_up(replaying_).on_message(m, held == held_finals_.end() ? nullptr : &held->second);
+    if (answer) replay_over(answer);
+  }
+
+  // The replay under way was answered, or not within CatchUp::kWait (an agent older
+  // than replay, or gone again): what came is all there is. A held final state goes
+  // out now, unless it shows lines still missing and none was asked for at the end yet.
+  void replay_over(const std::optional<CatchUp::Answer>& answer) {
+    const std::string device = std::move(replaying_);
+    replaying_.clear();
+    replay_by_.reset();
+    if (!answer) catch_up(device).give_up();
+    auto held = held_finals_.find(device);
+    if (held != held_finals_.end()) {
+      json doc = std::move(held->second);
+      held_finals_.erase(held);
+      if (!final_asked_.count(device) && streams(device).incomplete(doc)) {
+        final_asked_.insert(device);
+        held_finals_[device] = std::move(doc);
+        replay_queue_.push_back(device);
+      } else {
+        finish_device(device, doc);
+      }
+    }
+    next_replay();
+    rearm();
   }
 
   RunStreams& streams(const std::string& device) {
@@ -184,7 +433,11 @@ class ManyRuns : public RunLoop {
     if (it == streams_.end()) {
       std::string prefix = device + ": ";
       it = streams_
-               .emplace(device, RunStreams([prefix](Stream s, std::string_view line) {
+               .emplace(device, RunStreams([this, device, prefix](Stream s, std::string_view line) {
+                          if (o_.json) {
+                            json_output(device, s, line);
+                            return;
+                          }
                           (s == Stream::out ? out() : err()).line(line, prefix, ansi::cyan);
                         }))
                .first;
@@ -192,12 +445,25 @@ class ManyRuns : public RunLoop {
     return it->second;
   }
 
+  // --json: the line as an object; its seq is the one after the highest shown so far
+  // (the sequencer passes lines on in order), unknown without seq (MQTT 3.1.1).
+  void json_output(const std::string& device, Stream s, std::string_view line) {
+    std::optional<std::uint64_t> seq;
+    if (c_.v5()) seq = streams_.at(device).highest(s) + 1;
+    out().line(json_line(device, id_, s == Stream::err, seq, line));
+  }
+
+  // Ctrl-C: nothing new starts (--batch); the signal goes to the runs under way.
   void interrupt(const std::string& name) override {
     sent_signal_ = name;
+    fanout_.stop_starting("interrupted");
     signal_running(name);
   }
 
-  void terminate() override { signal_running("TERM"); }
+  void terminate() override {
+    fanout_.stop_starting("interrupted");
+    signal_running("TERM");
+  }
 
   void signal_running(const std::string& name) {
     for (const auto& device : fanout_.running())
@@ -209,6 +475,11 @@ class ManyRuns : public RunLoop {
   }
 
   int finish(int status) {
+    if (o_.json) {
+      for (const auto& [device, e] : fanout_.entries())
+        if (auto line = json_entry_error(e)) out().line(*line);
+      out().line(json_summary(fanout_.counts(), status));
+    }
     for (const auto& line : fanout_.summary()) note(line);
     if (requester_.signalled()) c_.wait_published(0, Clock::now() + std::chrono::seconds(2));
     return status;
@@ -220,6 +491,16 @@ class ManyRuns : public RunLoop {
   std::map<std::string, RunStreams> streams_;
   std::string sent_signal_;
   bool window_over_ = false;
+  StartFields start_fields_;
+  // --batch: each device's reply deadline (--wait), local --timeout and last wait.
+  std::map<std::string, Clock::time_point> reply_by_, term_at_, give_up_at_;
+  // Catching up after a reconnect (SPEC §12): one replay under way at a time.
+  std::map<std::string, std::unique_ptr<CatchUp>> catch_ups_;
+  std::deque<std::string> replay_queue_;
+  std::string replaying_;
+  std::optional<Clock::time_point> replay_by_;
+  std::map<std::string, json> held_finals_;  // final states waiting for a replay
+  std::set<std::string> final_asked_;        // devices asked once more at their final state
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/commands/commands.hpp"
+#include "cli/output/json_report.hpp"
 #include "cli/output/output.hpp"
 #include "cli/run/catch_up.hpp"
 #include "cli/run/exit_status.hpp"
@@ -23,7 +24,15 @@ class OneRun : public RunLoop {
       : RunLoop(c, o, id, "run " + id, "no final state from run " + id + " after KILL"),
         topics_(prefix, o.device),
         run_base_(topics_.run(id_, "")),
-        streams_([](Stream s, std::string_view line) {
+        streams_([this](Stream s, std::string_view line) {
+          if (o_.json) {
+            // --json: the line as an object; the sequencer passes lines on in order,
+            // so its seq is the one after the highest shown (none with MQTT 3.1.1).
+            std::optional<std::uint64_t> seq;
+            if (c_.v5()) seq = streams_.highest(s) + 1;
+            out().line(json_line(o_.device, id_, s == Stream::err, seq, line));
+            return;
+          }
           (s == Stream::out ? out() : err()).line(line);
         }),
         catch_up_(c, requester_, topics_.run(id_, "replay"), streams_) {}
@@ -35,6 +44,7 @@ class OneRun : public RunLoop {
     auto status = wait_for_status(c_, topics_.status(), backlog);
     if (auto why = offline_reason(status, o_.device, c_)) {
       note(*why);
+      failed("offline", *why);
       return kExitFailure;
     }
     start();
@@ -56,10 +66,12 @@ class OneRun : public RunLoop {
     if (!offline_.expired(now).empty()) {
       note(o_.device + " did not come back within " + json(o_.wait_s).dump() +
            " s; the end of run " + id_ + " is unknown");
+      failed("lost", "went offline and did not come back");
       return kExitFailure;
     }
     if (auto g = deadlines_.give_up_due(now)) {
       note(g->note);
+      failed("lost", g->note);
       return g->status;
     }
     if (deadlines_.timeout_due(now)) {
@@ -77,6 +89,7 @@ class OneRun : public RunLoop {
     }
     if (!replied_ && deadlines_.reply_overdue(now)) {
       note("no reply from " + o_.device + " within " + json(o_.wait_s).dump() + " s");
+      failed("no_answer", "no reply within " + json(o_.wait_s).dump() + " s");
       return kExitFailure;
     }
     return std::nullopt;
@@ -108,6 +121,7 @@ class OneRun : public RunLoop {
     if (!reply->ok) {
       note(o_.device + " refused: " + reply->code +
            (reply->message.empty() ? "" : ": " + reply->message));
+      failed(reply->code, reply->message);
       return kExitFailure;
     }
     on_started();
@@ -157,6 +171,7 @@ class OneRun : public RunLoop {
     auto outcome = outcome_of(doc);
     if (!outcome) return std::nullopt;
     for (const auto& n : streams_.finish(doc)) note(n);
+    final_ = doc;
     if (!outcome->note.empty()) note(o_.device + ": run " + id_ + " " + outcome->note);
     return timed_out_ ? kExitTimeout : outcome->status;
   }
@@ -203,6 +218,30 @@ class OneRun : public RunLoop {
     requester_.signal(topics_.run(id_, "signal"), name);
   }
 
+  void failed(std::string code, std::string message) {
+    error_code_ = std::move(code);
+    error_message_ = std::move(message);
+  }
+
+ public:
+  // --json: the run's final state or why there is none, then the summary (SPEC §10).
+  void report(int status) {
+    Fanout::Counts c;
+    c.targeted = 1;
+    if (final_) {
+      out().line(json_final(o_.device, id_, *final_));
+      (status == 0 ? c.ok : c.failed) = 1;
+    } else {
+      std::string code = error_code_.empty() ? "lost" : error_code_;
+      out().line(json_error(o_.device, code,
+                            error_message_.empty() ? "the end of the run is unknown"
+                                                   : error_message_));
+      (code == "offline" ? c.offline : code == "no_answer" ? c.no_answer : c.failed) = 1;
+    }
+    out().line(json_summary(c, status));
+  }
+
+ private:
   int finish(int status) {
     if (stdin_) stdin_->stop();
     if (requester_.signalled()) c_.wait_published(0, Clock::now() + std::chrono::seconds(2));
@@ -218,6 +257,9 @@ class OneRun : public RunLoop {
   CatchUp catch_up_;
   bool final_replay_asked_ = false;
   std::optional<json> held_final_;  // the final state, while a replay may fill gaps
+  std::optional<json> final_;       // --json: the final state shown
+  std::string error_code_;          // --json: why there is no final state
+  std::string error_message_;
 };
 
 }  // namespace
@@ -225,7 +267,9 @@ class OneRun : public RunLoop {
 int run_one(const Context& ctx, const RunOptions& o) {
   Connection& c = open_connection(ctx, true);
   OneRun run(c, ctx.prefix, o, o.id.empty() ? new_run_id() : o.id);
-  return run.go();
+  const int status = run.go();
+  if (o.json) run.report(status);
+  return status;
 }
 
 }  // namespace linewire::cli

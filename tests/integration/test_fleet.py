@@ -77,7 +77,7 @@ def test_run_all_one_answer_per_device(fleet):
     assert set(out) == set(fleet.devices), set(fleet.devices) ^ set(out)
     for device, lines in out.items():
         assert len(lines) == 1 and "load average" in lines[0], (device, lines)
-    assert f"{N} devices: {N} ok, 0 failed, 0 no answer".encode() in r.stderr
+    assert f"{N} targeted: {N} ok, 0 failed, 0 offline, 0 no answer".encode() in r.stderr
 
 
 def test_run_group_answers_and_exit_status(fleet):
@@ -137,7 +137,7 @@ def test_sigkilled_device_is_reported_offline_without_waiting(fleet):
     out, err = proc.communicate(timeout=60 * SLOWDOWN)
     assert proc.returncode == 255, err[-2000:]
     assert f"{victim.device} (went offline)".encode() in err, err[-2000:]
-    assert f"{N} devices: {N - 1} ok, 1 failed".encode() in err, err[-2000:]
+    assert f"{N} targeted: {N - 1} ok, 1 failed".encode() in err, err[-2000:]
 
     # Afterwards: `ls` says offline, `--all` does not wait for it, `run` on it is 255 at once.
     docs = {d["device"]: d for d in json.loads(lw(fleet.url, fleet.prefix, "ls", "--json").stdout)}

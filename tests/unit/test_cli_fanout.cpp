@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "cli/output/json_report.hpp"
 #include "cli/run/fanout.hpp"
 #include "cli/run/offline_grace.hpp"
 
@@ -26,7 +27,7 @@ TEST_CASE("fan-out: all ok") {
   CHECK(f.done());
   CHECK(f.exit_status() == 0);
   CHECK(f.summary() ==
-        std::vector<std::string>{"ok: a, b", "2 devices: 2 ok, 0 failed, 0 no answer"});
+        std::vector<std::string>{"ok: a, b", "2 targeted: 2 ok, 0 failed, 0 offline, 0 no answer"});
 }
 
 TEST_CASE("fan-out: the highest status wins, silence is 255") {
@@ -46,7 +47,7 @@ TEST_CASE("fan-out: the highest status wins, silence is 255") {
   CHECK(f.summary() ==
         std::vector<std::string>{
             "failed: a (exit 3), b (refused: busy: full), c (killed by TERM (signal))",
-            "no answer: d", "4 devices: 0 ok, 3 failed, 1 no answer"});
+            "no answer: d", "4 targeted: 0 ok, 3 failed, 0 offline, 1 no answer"});
 }
 
 TEST_CASE("fan-out: a device outside the expected set that answers is followed") {
@@ -102,6 +103,154 @@ TEST_CASE("fan-out: offline mid-run, timeouts, giving up") {
   CHECK(f.done());
   CHECK(f.exit_status() == 255);
   CHECK_FALSE(f.went_offline("b"));  // already done
+}
+
+TEST_CASE("fan-out: offline members are targeted, not run, and count 255") {
+  Fanout f;
+  f.expect("a");
+  f.offline("b");
+  f.skip("c");  // --online / --all: left out on purpose
+  CHECK_FALSE(f.done());
+  f.replied("a");
+  f.finished("a", exited(0));
+  CHECK(f.done());
+  CHECK(f.exit_status() == 255);
+  auto c = f.counts();
+  CHECK(c.targeted == 2);
+  CHECK(c.ok == 1);
+  CHECK(c.offline == 1);
+  CHECK(c.skipped == 1);
+  CHECK(f.summary() == std::vector<std::string>{
+                           "ok: a", "offline, not run: b", "skipped 1 offline: c",
+                           "2 targeted: 1 ok, 0 failed, 1 offline, 0 no answer (1 offline skipped)"});
+}
+
+TEST_CASE("fan-out: skipped devices do not change the exit status; nothing run is 255") {
+  Fanout f;
+  f.expect("a");
+  f.skip("b");
+  f.replied("a");
+  f.finished("a", exited(0));
+  CHECK(f.exit_status() == 0);
+  Fanout none;
+  none.skip("b");
+  CHECK(none.exit_status() == 255);
+}
+
+TEST_CASE("fan-out: a device that goes offline before it answers is offline, not run") {
+  Fanout f;
+  f.expect("a");
+  f.expect("b");
+  CHECK(f.went_offline("a"));
+  CHECK(f.find("a")->phase == Fanout::Phase::offline);
+  CHECK(f.no_answer("b"));
+  CHECK(f.done());
+  auto c = f.counts();
+  CHECK(c.offline == 1);
+  CHECK(c.no_answer == 1);
+}
+
+TEST_CASE("fan-out: one reported offline that answers after all is followed") {
+  Fanout f;
+  f.offline("a");
+  CHECK(f.replied("a"));
+  CHECK_FALSE(f.done());
+  f.finished("a", exited(0));
+  CHECK(f.exit_status() == 0);
+}
+
+TEST_CASE("fan-out: --batch starts at most N, the next as one finishes") {
+  Fanout f;
+  for (auto d : {"a", "b", "c", "d", "e"}) f.queue(d);
+  CHECK_FALSE(f.done());
+  CHECK(f.start_next(2) == std::vector<std::string>{"a", "b"});
+  CHECK(f.start_next(2).empty());
+  f.replied("a");
+  CHECK(f.start_next(2).empty());
+  f.finished("a", exited(0));
+  CHECK(f.start_next(2) == std::vector<std::string>{"c"});
+  f.no_answer("b");
+  CHECK(f.start_next(2) == std::vector<std::string>{"d"});
+  CHECK(f.active() == 2);
+  f.replied("c");
+  f.finished("c", exited(0));
+  f.replied("d");
+  f.finished("d", exited(0));
+  CHECK(f.start_next(10) == std::vector<std::string>{"e"});
+  f.replied("e");
+  f.finished("e", exited(0));
+  CHECK(f.done());
+  CHECK(f.exit_status() == 255);  // b did not answer
+  CHECK(f.counts().no_answer == 1);
+}
+
+TEST_CASE("fan-out: a batch bigger than the group starts them all") {
+  Fanout f;
+  f.queue("a");
+  f.queue("b");
+  CHECK(f.start_next(50) == std::vector<std::string>{"a", "b"});
+}
+
+TEST_CASE("fan-out: --fail-fast stops the rest after the first failure") {
+  Fanout f(true);
+  for (auto d : {"a", "b", "c", "d"}) f.queue(d);
+  CHECK(f.start_next(1) == std::vector<std::string>{"a"});
+  f.replied("a");
+  f.finished("a", exited(0));
+  CHECK(f.start_next(1) == std::vector<std::string>{"b"});
+  f.replied("b");
+  f.finished("b", exited(3));
+  CHECK(f.start_next(1).empty());
+  CHECK(f.done());
+  CHECK(f.find("c")->phase == Fanout::Phase::not_run);
+  CHECK(f.exit_status() == 3);
+  auto c = f.counts();
+  CHECK(c.targeted == 4);
+  CHECK(c.not_run == 2);
+  CHECK(f.summary().back() == "4 targeted: 1 ok, 1 failed, 0 offline, 0 no answer, 2 not run");
+  CHECK(f.summary()[f.summary().size() - 2] == "not run (--fail-fast): c, d");
+}
+
+TEST_CASE("fan-out: without --fail-fast a failure stops nothing; Ctrl-C does") {
+  Fanout f;
+  for (auto d : {"a", "b", "c"}) f.queue(d);
+  f.start_next(1);
+  f.replied("a");
+  f.finished("a", exited(1));
+  CHECK(f.start_next(1) == std::vector<std::string>{"b"});
+  f.stop_starting("interrupted");
+  CHECK(f.start_next(1).empty());
+  CHECK(f.find("c")->phase == Fanout::Phase::not_run);
+  CHECK_FALSE(f.done());  // b still runs
+  f.replied("b");
+  f.finished("b", Outcome{130, "killed by INT"});
+  CHECK(f.done());
+  CHECK(f.exit_status() == 130);
+}
+
+TEST_CASE("json report: lines, non-UTF-8, errors, summary") {
+  using nlohmann::json;
+  auto l = json::parse(json_line("pi-1", "r1", false, 7, "h\xc3\xa9llo"));
+  CHECK(l == json{{"device", "pi-1"}, {"run", "r1"}, {"stream", "out"}, {"seq", 7},
+                  {"line", "h\xc3\xa9llo"}});
+  auto b = json::parse(json_line("pi-1", "r1", true, std::nullopt, std::string("\xff\xfe a", 4)));
+  CHECK(b["stream"] == "err");
+  CHECK(b["seq"].is_null());
+  CHECK_FALSE(b.contains("line"));
+  CHECK(b["line_b64"] == "//4gYQ==");
+  CHECK_FALSE(valid_utf8("\xc0\x80"));      // overlong
+  CHECK_FALSE(valid_utf8("\xed\xa0\x80"));  // a surrogate
+  CHECK_FALSE(valid_utf8("\xe2\x82"));      // cut short
+  CHECK(valid_utf8("\xf0\x9f\x98\x80"));
+  Fanout f;
+  f.expect("a");
+  f.refused("a", "busy", "too many runs");
+  auto e = json::parse(*json_entry_error(*f.find("a")));
+  CHECK(e == json{{"device", "a"}, {"error", {{"code", "busy"}, {"message", "too many runs"}}}});
+  auto s = json::parse(json_summary(f.counts(), 255));
+  CHECK(s["summary"]["targeted"] == 1);
+  CHECK(s["summary"]["failed"] == 1);
+  CHECK(s["summary"]["exit_status"] == 255);
 }
 
 TEST_CASE("offline grace: a device may come back") {
