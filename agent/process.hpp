@@ -1,5 +1,6 @@
 // A child process in its own process group with its stdin, stdout and stderr on
-// pipes, driven by the agent's io_context (SPEC §5). Boost.Process v2 and Asio stay
+// pipes (stdout on a pseudo-terminal with `tty`), driven by the agent's io_context
+// (SPEC §5). Boost.Process v2 and Asio stay
 // inside process.cpp so that this header is cheap to include.
 #pragma once
 
@@ -26,6 +27,11 @@ struct ProcessSpec {
   std::string cwd;                // empty: inherit
   std::optional<uid_t> uid;       // switch to this user in the child
   std::optional<gid_t> gid;
+  // stdout on the slave side of a pseudo-terminal (raw: no \n -> \r\n, no echo; 80x24)
+  // instead of a pipe, so that programs that buffer a pipe (C stdio, Perl, ...) write
+  // each line as they print it. stdin and stderr stay pipes. Not the child's
+  // controlling terminal (process_launch.cpp says why).
+  bool tty = false;
 };
 
 struct ProcessExit {

@@ -204,7 +204,10 @@ class Child : public std::enable_shared_from_this<Child> {
     }
     if (ec) {
       // End of file, or the pipe was closed by detach() or on_linger(), or a read error:
-      // all of them end the stream.
+      // all of them end the stream. A pseudo-terminal's master (`tty`) has no end of
+      // file: once every descriptor of its slave is closed, reads give EIO, but only
+      // after everything written before the close has been read (Linux flushes the
+      // pending input first), so EIO is its end of file and loses nothing.
       out.eof = true;
       error_code ignored;
       out.pipe.close(ignored);

@@ -54,7 +54,7 @@ inline void reap_now(pid_t pid) {
 struct Launched {
   pid_t pid = -1;
   UniqueFd stdin_write;
-  UniqueFd stdout_read;
+  UniqueFd stdout_read;  // with `tty`, the pseudo-terminal's master
   UniqueFd stderr_read;
 };
 

@@ -1,5 +1,6 @@
 // The launch of a run's child (SPEC §5.1): the spawn plan, made before the child exists
-// (executable found in the child's PATH, user and groups looked up, pipes opened), then
+// (executable found in the child's PATH, user and groups looked up, pipes or the
+// pseudo-terminal opened), then
 // glibc's posix_spawn, or fork and exec for a user or group switch. process.cpp says why
 // the launch is ours and not Boost.Process's default_launcher.
 #include <fcntl.h>
@@ -8,8 +9,10 @@
 #include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include <algorithm>
 #include <array>
@@ -36,6 +39,58 @@ std::error_code make_pipe(Pipe& pipe) {
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno_code(errno);
   pipe.read.reset(fds[0]);
   pipe.write.reset(fds[1]);
+  return {};
+}
+
+// stdout on a pseudo-terminal (`tty: true`, SPEC §5): `read` is the master, which the
+// agent reads like the stdout pipe; `write` is the slave, which becomes the child's fd 1
+// and nothing else (stdin and stderr stay pipes). Both O_CLOEXEC, like the pipes.
+//
+// The slave is deliberately NOT the child's controlling terminal (no setsid, no
+// TIOCSCTTY), and O_NOCTTY keeps it from becoming the agent's (systemd starts the agent
+// as a session leader without one, and such a process acquires the first terminal it
+// opens without O_NOCTTY). isatty(1) is true without it, which is all that makes C
+// stdio, Perl and the like write line by line. With it, the run would need a session of
+// its own: no posix_spawn (which cannot make a terminal controlling), a SIGHUP to what
+// the program left running when it exits (the session leader's exit hangs the terminal
+// up), SIGTTOU/SIGTTIN stops of job control, and /dev/tty opening this terminal, whose
+// input nobody writes: a program asking for a password there (ssh, sudo) would wait
+// forever. Without it the run stays one process group in the agent's session, killed
+// and recovered after a crash exactly like a run on pipes, and /dev/tty is not this
+// terminal (under systemd, with no controlling terminal, opening it fails with ENXIO).
+std::error_code make_pty(Pipe& pty) {
+  UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (master.get() < 0) return errno_code(errno);
+  if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) return errno_code(errno);
+  int slave = -1;
+#ifdef TIOCGPTPEER
+  // Linux 4.13: the slave opened through the master, with no lookup by name in /dev/pts
+  // (which, in a container, may be another devpts instance than the master's).
+  slave = ::ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+#endif
+  if (slave < 0) {
+    std::array<char, 128> name{};
+    if (const int rc = ::ptsname_r(master.get(), name.data(), name.size()); rc != 0)
+      return errno_code(rc);
+    slave = ::open(name.data(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (slave < 0) return errno_code(errno);
+  }
+  pty.write.reset(slave);
+  // Raw: cfmakeraw turns OPOST off (no \n -> \r\n: the lines read like a pipe's) and
+  // ECHO, ICANON, ISIG and IXON (nothing is typed into it anyway: stdin is a pipe). The
+  // master side's own settings are raw on Linux and cannot be changed (termios calls on
+  // the master act on the slave).
+  struct termios mode {};
+  if (::tcgetattr(slave, &mode) != 0) return errno_code(errno);
+  ::cfmakeraw(&mode);
+  mode.c_oflag &= ~static_cast<tcflag_t>(OPOST);
+  if (::tcsetattr(slave, TCSANOW, &mode) != 0) return errno_code(errno);
+  // 80x24 (SPEC §5) rather than a new terminal's 0x0.
+  struct winsize size {};
+  size.ws_row = 24;
+  size.ws_col = 80;
+  if (::ioctl(slave, TIOCSWINSZ, &size) != 0) return errno_code(errno);
+  pty.read = std::move(master);
   return {};
 }
 
@@ -346,9 +401,10 @@ std::error_code launch(const ProcessSpec& spec, Launched& launched) {
   envp.push_back(nullptr);
 
   Pipe in, out, err;
-  for (Pipe* pipe : {&in, &out, &err}) {
+  for (Pipe* pipe : {&in, &err}) {
     if ((ec = make_pipe(*pipe))) return ec;
   }
+  if ((ec = spec.tty ? make_pty(out) : make_pipe(out))) return ec;
   const ChildPlan plan{executable.c_str(),
                        argv.data(),
                        envp.data(),
@@ -369,7 +425,8 @@ std::error_code launch(const ProcessSpec& spec, Launched& launched) {
   // exec (qemu-user runs CLONE_VFORK as a plain fork), so that signal_group() right
   // after spawn() still reaches it.
   ::setpgid(pid, pid);
-  // Our copies of the child's ends must go, or the pipes would never reach end of file.
+  // Our copies of the child's ends must go, or the pipes would never reach end of file
+  // (nor the pseudo-terminal's master its EIO).
   in.read.reset();
   out.write.reset();
   err.write.reset();

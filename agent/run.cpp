@@ -10,9 +10,9 @@
 #include <csignal>
 #include <cstdlib>
 
-#include "protocol/names.hpp"
 #include "agent/process.hpp"
 #include "agent/state_file.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::agent {
 
@@ -31,6 +31,7 @@ namespace {
 // SPEC §5: nothing inherited but PATH, HOME and LANG. PYTHONUNBUFFERED: Python, the
 // most common program on a Pi, buffers stdout on a pipe and would show every line at
 // exit; with it, lines reach subscribers as they are printed. `env` may override it.
+// With `tty`, TERM=dumb (no colours or cursor movement in the lines), unless `env` sets it.
 std::vector<std::string> build_env(const config::Command& command, const RunOrigin& origin,
                                    const std::string& device, const std::string& run) {
   std::map<std::string, std::string> env;
@@ -38,6 +39,7 @@ std::vector<std::string> build_env(const config::Command& command, const RunOrig
     if (const char* v = std::getenv(name)) env[name] = v;
   if (!env.count("PATH")) env["PATH"] = "/usr/local/bin:/usr/bin:/bin";
   env["PYTHONUNBUFFERED"] = "1";
+  if (command.tty) env["TERM"] = "dumb";
   for (const auto& [k, v] : command.env) env[k] = v;
   for (const auto& [k, v] : origin.env) env[k] = v;
   env["LINEWIRE_DEVICE"] = device;
@@ -106,6 +108,7 @@ std::optional<Error> Run::start(const std::string& device, std::vector<std::stri
   spec.args.insert(spec.args.end(), args.begin(), args.end());
   spec.env = build_env(command_, origin_, device, record_.run);
   spec.cwd = command_.cwd;
+  spec.tty = command_.tty;
 
   auto fail = [&](std::string message) {
     record_.phase = RunPhase::failed;

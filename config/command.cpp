@@ -171,6 +171,7 @@ void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
              {"user", [&](const Entry& x) { assign(c.user, r.text(x)); }},
              {"group", [&](const Entry& x) { assign(c.group, r.text(x)); }},
              {"stdin", [&](const Entry& x) { assign(c.stdin_enabled, r.boolean(x)); }},
+             {"tty", [&](const Entry& x) { assign(c.tty, r.boolean(x)); }},
              {"stderr",
               [&](const Entry& x) {
                 assign(c.stderr_mode, r.choice<StderrMode>(x, {{"publish", StderrMode::publish},

@@ -80,6 +80,7 @@ struct Command {
   std::string user;
   std::string group;
   bool stdin_enabled = true;
+  bool tty = false;  // stdout on a pseudo-terminal (SPEC §5)
   StderrMode stderr_mode = StderrMode::publish;
   bool retain_last = true;
   Overflow overflow = Overflow::block;

@@ -69,6 +69,7 @@ commands:
     queue_max: 4
     max_output: 16MiB
     stdin: true
+    tty: false
     stderr: publish
     retain_last: true
     overflow: block
@@ -76,6 +77,7 @@ commands:
   quiet:
     exec: [/bin/true]
     stdin: false
+    tty: true
     stderr: discard
     retain_last: false
     overflow: drop
@@ -226,11 +228,14 @@ def test_check_config_bad_values(tmp_path):
             exec: [/bin/true]
             stderr: screen
             mode: daemon
+            tty: sometimes
         """)
     r = check_config(path)
     assert r.returncode == 2, f"exit {r.returncode}; stderr:\n{r.stderr}"
     lines = {line for line, _, _ in problems(r, path)}
-    for expected in (4, 5, 6, 7, 10, 13, 16, 17):
+    assert (18, 10, "commands.c.tty: expected true or false, got 'sometimes'") in \
+        problems(r, path), r.stderr
+    for expected in (4, 5, 6, 7, 10, 13, 16, 17, 18):
         assert expected in lines, f"no problem reported for line {expected}:\n{r.stderr}"
 
 

@@ -438,6 +438,95 @@ def test_a_python_script_prints_live(agent, prog):
     assert r.wait_final()["state"] == "exited"
 
 
+# Programs that write a pipe in blocks but a terminal line by line: Perl (perl-base is
+# Essential in Debian) and C stdio (GNU sed). Both copy their stdin to their stdout.
+BUFFERING = {
+    "perl": ["/usr/bin/perl", "-ne", "print"],
+    "sed": ["/bin/sed", "-e", ""],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BUFFERING))
+def test_tty_a_program_that_buffers_a_pipe_prints_live(agent, kind):
+    """§5: with `tty: true` the program's stdout is a pseudo-terminal, so a program that
+    buffers a pipe prints each line as it prints it. The program runs until `eof`, so a
+    line that arrives before the eof was published as printed, not at the exit. The
+    control: the same program with `tty` false (the default) says nothing until the eof
+    ends it."""
+    argv = BUFFERING[kind]
+    a = agent(commands={"copy": {"exec": argv, "tty": True}, "copy_pipe": {"exec": argv}})
+    c = a.client()
+    r = c.run("copy", wait=False)
+    r.send_in("one")
+    r.wait_out("one", timeout=5 * SLOWDOWN)
+    r.send_in("two")
+    r.wait_out("two", timeout=5 * SLOWDOWN)
+    assert r.final is None
+    r.eof()
+    final = r.wait_final()
+    assert final["state"] == "exited" and final["exit_code"] == 0, final
+    assert r.out == [b"one", b"two"] and [m.seq for m in r.out_msgs] == [1, 2]
+
+    r = c.run("copy_pipe", wait=False)
+    r.send_in("one")
+    c.assert_none(f"{r.prefix_topic}/out", since=r.since, duration=1.5,
+                  what="a line from a program buffering its pipe before its exit")
+    r.eof()
+    assert r.wait_final()["exit_code"] == 0 and r.out == [b"one"]
+
+
+def test_tty_is_stdout_only_with_term_dumb(agent, prog):
+    """§5: with `tty: true` only stdout is the terminal (80x24, raw): stdin stays a pipe
+    (`in` and `eof` work as ever) and stderr a pipe of its own (its lines on err). Lines
+    read as from a pipe: no \\r is added ('cr\\r\\n' is the line 'cr', where a terminal's
+    \\n -> \\r\\n would make it 'cr\\r'). TERM=dumb, unless the command's env sets it;
+    PYTHONUNBUFFERED=1 as on pipes. Without tty, no TERM at all."""
+    p = prog("probe.sh", '[ -t 1 ] && echo "stdout tty"\n'
+                         '[ -t 0 ] || echo "stdin pipe"\n'
+                         '[ -t 2 ] || echo "stderr pipe" >&2\n'
+                         'echo "TERM=${TERM-unset} PYTHONUNBUFFERED=$PYTHONUNBUFFERED"\n'
+                         '[ -t 1 ] && printf "size=" && stty size <&1\n'
+                         'printf "cr\\r\\n"\n'
+                         'cat\n'
+                         'echo done\n')
+    a = agent(commands={"probe": {"exec": [p], "tty": True},
+                        "probe_xterm": {"exec": [p], "tty": True, "env": {"TERM": "xterm"}},
+                        "probe_pipe": {"exec": [p]}})
+    c = a.client()
+    expected = {
+        "probe": [b"stdout tty", b"stdin pipe", b"TERM=dumb PYTHONUNBUFFERED=1", b"size=24 80",
+                  b"cr", b"typed", b"done"],
+        "probe_xterm": [b"stdout tty", b"stdin pipe", b"TERM=xterm PYTHONUNBUFFERED=1",
+                        b"size=24 80", b"cr", b"typed", b"done"],
+        "probe_pipe": [b"stdin pipe", b"TERM=unset PYTHONUNBUFFERED=1", b"cr", b"typed",
+                       b"done"],
+    }
+    for command, lines in expected.items():
+        r = c.run(command, wait=False)
+        r.send_in("typed")
+        r.eof()
+        final = r.wait_final()
+        assert final["state"] == "exited" and final["exit_code"] == 0, (command, final)
+        assert r.out == lines, command
+        assert r.err == [b"stderr pipe"], command
+
+
+def test_tty_runs_leak_no_descriptor(agent):
+    """§5: no leaked file descriptors, with a pseudo-terminal too: after 40 tty runs the
+    agent holds as many descriptors as before them."""
+    a = agent(commands={"t": {"exec": ["/bin/echo", "x"], "tty": True}})
+    c = a.client()
+    assert c.run("t").out == [b"x"]  # warm up
+    time.sleep(0.5)
+    before = len(os.listdir(f"/proc/{a.pid}/fd"))
+    for _ in range(40):
+        r = c.run("t")
+        assert r.final["exit_code"] == 0 and r.out == [b"x"]
+    wait_until(lambda: len(os.listdir(f"/proc/{a.pid}/fd")) <= before, 5 * SLOWDOWN,
+               "the agent's descriptors back to their count before the runs")
+    assert zombie_children(a.pid) == []
+
+
 def test_cwd(agent, tmp_path):
     d = tmp_path / "workdir"
     d.mkdir()

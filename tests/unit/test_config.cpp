@@ -109,6 +109,7 @@ TEST_CASE("a command takes every default", "[config]") {
   CHECK(u.user.empty());
   CHECK(u.group.empty());
   CHECK(u.stdin_enabled);
+  CHECK_FALSE(u.tty);
   CHECK(u.stderr_mode == cfg::StderrMode::publish);
   CHECK(u.retain_last);
   CHECK(u.overflow == cfg::Overflow::block);
@@ -160,6 +161,7 @@ commands:
     user: nobody
     group: nogroup
     stdin: false
+    tty: true
     stderr: discard
     retain_last: false
     overflow: drop
@@ -242,6 +244,7 @@ auth:
   CHECK(k.user == "nobody");
   CHECK(k.group == "nogroup");
   CHECK_FALSE(k.stdin_enabled);
+  CHECK(k.tty);
   CHECK(k.stderr_mode == cfg::StderrMode::discard);
   CHECK_FALSE(k.retain_last);
   CHECK(k.overflow == cfg::Overflow::drop);
@@ -359,6 +362,10 @@ TEST_CASE("wrong types", "[config]") {
         "2:25: commands.c.stdin: expected true or false, got the quoted string 'false'");
   CHECK(problem("commands:\n  c: {exec: [x], stdin: 2}\n") ==
         "2:25: commands.c.stdin: expected true or false, got '2'");
+  CHECK(problem("commands:\n  c: {exec: [x], tty: yes please}\n") ==
+        "2:23: commands.c.tty: expected true or false, got 'yes please'");
+  CHECK(problem("commands:\n  c: {exec: [x], tty: \"true\"}\n") ==
+        "2:23: commands.c.tty: expected true or false, got the quoted string 'true'");
   CHECK(problem("commands:\n  c: {exec: [x, [y]]}\n") ==
         "2:17: commands.c.exec[1]: expected a string, got a list");
   CHECK(problem("commands:\n  c: {exec: [x], timeout: soon}\n") ==

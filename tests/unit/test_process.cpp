@@ -13,11 +13,14 @@
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agent/process.hpp"
@@ -65,6 +68,12 @@ ProcessSpec command(std::string executable, std::vector<std::string> args = {}) 
 }
 
 ProcessSpec shell(std::string script) { return command("/bin/sh", {"-c", std::move(script)}); }
+
+// The same with stdout on a pseudo-terminal (`tty: true`).
+ProcessSpec with_tty(ProcessSpec spec) {
+  spec.tty = true;
+  return spec;
+}
 
 // Runs the io_context in slices until done() or the deadline; false on timeout.
 template <typename Done>
@@ -366,6 +375,11 @@ TEST_CASE("the environment is exactly the one given", "[process]") {
     spec.env = {"A=1", "B=two words", "EMPTY="};
     CHECK(run(spec).out == "A=1\nB=two words\nEMPTY=\n");
   }
+  SECTION("with tty too (TERM is the Run's business)") {
+    auto spec = with_tty(command("/usr/bin/env"));
+    spec.env = {"A=1"};
+    CHECK(run(spec).out == "A=1\n");
+  }
   SECTION("empty environment, executable found in the agent's PATH") {
     auto spec = command("env");
     spec.env.clear();
@@ -420,6 +434,7 @@ TEST_CASE("a failed spawn returns an error and leaves nothing behind", "[process
   auto bad_cwd = command("/bin/true");
   bad_cwd.cwd = dir + "/missing";
   cases.push_back({"missing cwd", bad_cwd, std::errc::no_such_file_or_directory});
+  cases.push_back({"missing cwd, tty", with_tty(bad_cwd), std::errc::no_such_file_or_directory});
   if (::geteuid() == 0) {
     // The user switch works, but then the directory is closed to that user.
     auto as_nobody = command("/bin/true");
@@ -427,6 +442,8 @@ TEST_CASE("a failed spawn returns an error and leaves nothing behind", "[process
     as_nobody.gid = 65534;
     as_nobody.cwd = locked;
     cases.push_back({"cwd closed to the user", as_nobody, std::errc::permission_denied});
+    cases.push_back(
+        {"cwd closed to the user, tty (fork)", with_tty(as_nobody), std::errc::permission_denied});
   } else {
     auto as_root = command("/bin/true");
     as_root.uid = 0;
@@ -458,8 +475,12 @@ TEST_CASE("the child inherits no descriptor but stdin, stdout and stderr", "[pro
   const int stray = ::open("/dev/null", O_RDONLY);  // deliberately without O_CLOEXEC
   REQUIRE(stray >= 0);
   auto c = run(command("/bin/ls", {"/proc/self/fd"}));
+  // With tty, neither the master nor a second copy of the slave reaches it. (-1: on a
+  // terminal ls lists in columns.)
+  auto t = run(with_tty(command("/bin/ls", {"-1", "/proc/self/fd"})));
   ::close(stray);
   CHECK(c.out == "0\n1\n2\n3\n");  // 3 is ls's own directory
+  CHECK(t.out == "0\n1\n2\n3\n");
 }
 
 TEST_CASE("200 spawns leak no descriptor and leave no zombie", "[process]") {
@@ -484,8 +505,10 @@ TEST_CASE("200 spawns leak no descriptor and leave no zombie", "[process]") {
         if (e.exit_code == 0) ++finished;
       };
       std::error_code ec;
-      auto p = Process::spawn(io, i % 2 ? command("/bin/true") : shell("echo x; echo y >&2"),
-                              std::move(cb), ec);
+      // Half of each kind on a pseudo-terminal (`tty`): its master and slave must go too.
+      auto spec = i % 2 ? command("/bin/true") : shell("echo x; echo y >&2");
+      spec.tty = i % 4 < 2;
+      auto p = Process::spawn(io, spec, std::move(cb), ec);
       REQUIRE(p);
       pids.push_back(p->pid());
       procs.push_back(std::move(p));
@@ -586,4 +609,156 @@ TEST_CASE("the child runs as the given user", "[process]") {
 
   spec.gid.reset();  // the user's primary group
   CHECK(run(spec).out == "65534\n65534\n65534\n");
+}
+
+// ---------------------------------------------------------------------------------- tty
+
+namespace {
+
+// Session and controlling terminal (tty_nr) from a /proc/PID/stat line.
+std::pair<long, long> session_and_tty(const std::string& stat_line) {
+  std::istringstream rest(stat_line.substr(stat_line.rfind(')') + 2));
+  char state = 0;
+  long ppid = 0, pgrp = 0, session = 0, tty_nr = 0;
+  rest >> state >> ppid >> pgrp >> session >> tty_nr;
+  return {session, tty_nr};
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+TEST_CASE("with tty, stdout is a raw 80x24 terminal and stdin and stderr stay pipes",
+          "[process][tty]") {
+  const std::string probe =
+      "for f in 0 1 2; do stat -L -c %F /proc/self/fd/$f; done;"
+      " [ -t 1 ] && echo 'stdout is a terminal'; [ -t 2 ] || echo 'stderr is not' >&2;"
+      " [ -t 1 ] && stty -a <&1";
+  SECTION("tty") {
+    auto c = run(with_tty(shell(probe)));
+    INFO(c.out);
+    CHECK(c.out.starts_with("fifo\ncharacter special file\nfifo\nstdout is a terminal\n"));
+    CHECK(c.err == "stderr is not\n");
+    CHECK(c.out.find("rows 24; columns 80;") != std::string::npos);
+    std::istringstream words(c.out);
+    std::set<std::string> settings{std::istream_iterator<std::string>(words), {}};
+    // -opost: no output processing at all (stty still lists onlcr, which then does nothing).
+    for (const char* flag : {"-opost", "-echo", "-icanon", "-isig", "-ixon"}) {
+      INFO(flag);
+      CHECK(settings.count(flag) == 1);
+    }
+    CHECK(c.out.find('\r') == std::string::npos);
+  }
+  SECTION("pipes") {
+    auto c = run(shell(probe));
+    CHECK(c.out == "fifo\nfifo\nfifo\n");
+    CHECK(c.err == "stderr is not\n");
+  }
+}
+
+TEST_CASE("with tty, bytes pass unchanged: no \\r added, none taken", "[process][tty]") {
+  CHECK(run(with_tty(command("/usr/bin/printf", {"a\\nb\\r\\n\\nc"}))).out == "a\nb\r\n\nc");
+  // Every byte value, control characters (^C, ^D, ^S, ^Q, DEL, ...) included.
+  auto c = run(with_tty(command("/usr/bin/perl", {"-e", "print map { chr } 0..255"})));
+  REQUIRE(c.out.size() == 256);
+  for (int i = 0; i < 256; ++i) CHECK(static_cast<unsigned char>(c.out[i]) == i);
+}
+
+TEST_CASE("with tty the terminal is not the child's controlling terminal", "[process][tty]") {
+  // process_launch.cpp says why: the child stays in the agent's session and keeps the
+  // agent's controlling terminal, if any; it gets its own process group all the same.
+  boost::asio::io_context io;
+  Captured c;
+  auto p = start(io, with_tty(command("/bin/cat", {"/proc/self/stat"})), c);
+  REQUIRE(run_until(io, [&] { return c.exit.has_value(); }));
+  CHECK(session_and_tty(c.out) == session_and_tty(read_file("/proc/self/stat")));
+  std::istringstream rest(c.out.substr(c.out.rfind(')') + 2));
+  char state = 0;
+  pid_t ppid = 0, pgrp = 0;
+  rest >> state >> ppid >> pgrp;
+  CHECK(pgrp == p->pid());
+}
+
+TEST_CASE("with tty a program that buffers a pipe prints each line as it prints it",
+          "[process][tty]") {
+  // Perl (perl-base is Essential in Debian) and C stdio (GNU sed) both buffer stdout on a
+  // pipe and write it by line on a terminal. Each copies its stdin to its stdout and runs
+  // until stdin closes, so a line seen before that was written when it was printed.
+  const auto argv =
+      GENERATE(std::vector<std::string>{"-ne", "print"}, std::vector<std::string>{"-e", ""});
+  const std::string program = argv.front() == "-ne" ? "/usr/bin/perl" : "/bin/sed";
+  INFO(program);
+  boost::asio::io_context io;
+  Captured live, buffered;
+  auto p_live = start(io, with_tty(command(program, argv)), live);
+  auto p_buffered = start(io, command(program, argv), buffered);
+  for (const char* line : {"one\n", "two\n"}) {
+    p_live->write_stdin(line);
+    p_buffered->write_stdin(line);
+  }
+  REQUIRE(run_until(io, [&] { return live.out == "one\ntwo\n"; }));
+  // The control: the same program on a pipe has written nothing yet.
+  run_for(io, 300ms);
+  CHECK(buffered.out.empty());
+  CHECK_FALSE(live.exit);
+  CHECK_FALSE(buffered.exit);
+  p_live->close_stdin();
+  p_buffered->close_stdin();
+  REQUIRE(run_until(io, [&] { return live.exit && buffered.exit; }));
+  CHECK(live.out == "one\ntwo\n");
+  CHECK(buffered.out == "one\ntwo\n");
+}
+
+TEST_CASE("with tty nothing written right before the exit is lost", "[process][tty]") {
+  SECTION("much output") {
+    // Far more than the terminal buffers: the child is still writing, then exits.
+    auto c = run(with_tty(command("/usr/bin/head", {"-c", "3000000", "/dev/zero"})));
+    CHECK(c.out.size() == 3000000);
+    CHECK(c.out.find_first_not_of('\0') == std::string::npos);
+    CHECK(c.bytes_at_exit == 3000000);
+  }
+  SECTION("a last line without newline, again and again") {
+    // The master reads EIO once the slave is closed: only after the last bytes.
+    for (int i = 0; i < 50; ++i) {
+      auto c = run(with_tty(command("/usr/bin/printf", {"first\\nlast"})));
+      REQUIRE(c.out == "first\nlast");
+    }
+  }
+}
+
+TEST_CASE("with tty a descendant holding the terminal is killed 1 s after the exit",
+          "[process][tty]") {
+  boost::asio::io_context io;
+  Captured c;
+  const auto started = Clock::now();
+  auto p = start(io, with_tty(shell("sleep 30 & echo hi")), c);
+  const pid_t pgid = p->pid();
+  REQUIRE(run_until(
+      io, [&] { return c.exit.has_value(); }, 5s));
+  const auto took = Clock::now() - started;
+  CHECK(took >= 900ms);
+  CHECK(took < 2500ms);
+  CHECK(c.out == "hi\n");
+  CHECK(c.exit->exit_code == 0);
+  CHECK(eventually([&] { return !group_has_live_members(pgid); }));
+}
+
+TEST_CASE("with tty pause_output makes the child block until resume", "[process][tty]") {
+  boost::asio::io_context io;
+  Captured c;
+  auto p = start(io, with_tty(shell("yes | head -c 3000000")), c);
+  p->pause_output();
+  run_for(io, 300ms);
+  CHECK(c.out.size() <= 16 * 1024);
+  CHECK(p->running());
+  CHECK_FALSE(c.exit);
+  p->resume_output();
+  REQUIRE(run_until(io, [&] { return c.exit.has_value(); }));
+  CHECK(c.out.size() == 3000000);
+  CHECK(c.out.substr(0, 6) == "y\ny\ny\n");
 }

@@ -137,6 +137,36 @@ TEST_CASE("a run launches exec and its args with a clean environment", "[run]") 
   CHECK_FALSE(f.run->finished());
 }
 
+TEST_CASE("PYTHONUNBUFFERED=1 and, with tty, TERM=dumb; env overrides both", "[run]") {
+  SECTION("pipes") {
+    Fixture f;
+    FakeChild& child = f.start(command());
+    CHECK_FALSE(child.spec.tty);
+    CHECK(has_env(child.spec, "PYTHONUNBUFFERED=1"));
+    for (const auto& e : child.spec.env) CHECK_FALSE(e.starts_with("TERM="));
+  }
+  SECTION("tty") {
+    Fixture f;
+    auto c = command();
+    c.tty = true;
+    FakeChild& child = f.start(c);
+    CHECK(child.spec.tty);
+    CHECK(has_env(child.spec, "TERM=dumb"));
+    CHECK(has_env(child.spec, "PYTHONUNBUFFERED=1"));
+  }
+  SECTION("tty, env sets both") {
+    Fixture f;
+    auto c = command();
+    c.tty = true;
+    c.env = {{"TERM", "xterm-256color"}, {"PYTHONUNBUFFERED", ""}};
+    FakeChild& child = f.start(c);
+    CHECK(has_env(child.spec, "TERM=xterm-256color"));
+    CHECK(has_env(child.spec, "PYTHONUNBUFFERED="));
+    CHECK_FALSE(has_env(child.spec, "TERM=dumb"));
+    CHECK_FALSE(has_env(child.spec, "PYTHONUNBUFFERED=1"));
+  }
+}
+
 TEST_CASE("user and group become ids, an unknown one fails without a launch", "[run]") {
   Fixture f;
   auto c = command();
