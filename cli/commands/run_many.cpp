@@ -121,6 +121,17 @@ class ManyRuns : public RunLoop {
       note("no member of group '" + o_.group + "' is online (--online)");
       return false;
     }
+    if (directory_.devices().empty() && !batched()) {
+      // No retained status or info at all: the broker may not deliver retained messages
+      // to wildcard subscriptions (RabbitMQ), so the members cannot be known; the group
+      // request is broadcast and whoever answers within --wait is followed. Offline
+      // members cannot be told from absent ones here.
+      note("no device's retained status or info seen under " + ctx_.prefix + "/ on " + c_.url() +
+           "; the members of group '" + o_.group + "' cannot be known (a broker that keeps "
+           "retained messages from wildcard subscriptions?): asking the group and waiting " +
+           json(o_.wait_s).dump() + " s for answers");
+      return true;
+    }
     if (unreadable > 0 && !batched()) {
       note("no device lists group '" + o_.group + "' in its info; waiting " +
            json(o_.wait_s).dump() + " s for answers from the " + std::to_string(unreadable) +

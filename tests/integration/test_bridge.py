@@ -255,6 +255,37 @@ def test_bridge_cut_lines_lost_on_the_way_are_replayed(bridged):
     assert b"did not arrive" not in err and b"were lost" not in err, err
 
 
+def test_group_accounting_across_the_bridge(bridged):
+    """Issue 18 across brokers: a member on B killed (its last will crosses the bridge) is
+    targeted from either side, reported `offline, not run` and counted 255; `--online`
+    skips it; --json's summary says the same."""
+    f = bridged
+    victim = next(a for a in f.agents if a.device == f.on_b[0])
+    since = f.wa.mark()
+    victim.kill()
+    try:
+        f.wa.wait_msg(f"{PREFIX}/{victim.device}/status", lambda m: m.payload == b"offline",
+                      since, 10 * SLOWDOWN, "the victim's last will on A")
+        n = len(f.devices)
+        for url in (f.a.url, f.b.url):
+            r = lw(url, PREFIX, "run", "--group", f.group("all"), "code")
+            assert r.returncode == 255, r.stderr
+            assert set(by_device(r.stdout)) == set(f.devices) - {victim.device}
+            err = r.stderr.decode()
+            assert f"{victim.device}: offline, not run" in err
+            assert err.rstrip().splitlines()[-1] == (
+                f"linewire: {n} targeted: {n - 1} ok, 0 failed, 1 offline, 0 no answer")
+            r = lw(url, PREFIX, "run", "--group", f.group("all"), "--online", "--json", "code")
+            assert r.returncode == 0, r.stderr
+            summary = json.loads(r.stdout.decode().splitlines()[-1])["summary"]
+            assert summary == {"targeted": n - 1, "ok": n - 1, "failed": 0, "offline": 0,
+                               "no_answer": 0, "not_run": 0, "skipped": 1, "exit_status": 0}
+    finally:
+        since = f.wb.mark()
+        victim.start()
+        f.wait_online(f.wb, [victim.device], since)
+
+
 def test_duplicated_group_request_over_two_bridge_paths_runs_once(tmp_path):
     """The devices' broker D has two bridges to the client's broker C that both import
     group requests (a redundant path, as a bridge loop would make): every device gets the
