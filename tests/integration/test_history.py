@@ -309,3 +309,32 @@ def test_websocket_viewer_from_a_line_gets_kept_then_live_lines_once(agent, tmp_
     c.wait_msg(c.topic(f"run/{running.id}/out"), lambda m: m.seq == 10, what="line 10")
     lines, closed = read_until_closed(connect(a.ws(f"/run/{running.id}?from=1")))
     assert lines == [f"l {i}" for i in range(1, 41)] and closed.code == 1000
+
+
+def test_a_run_forgotten_or_a_viewer_gone_mid_replay(agent):
+    """The run's history goes (keep_runs) while it is replayed: the replay ends with
+    unknown_run, or had just finished; a replay whose asker left goes on into the void.
+    Either way the agent serves the next request."""
+    a = agent(commands={"seq": {"exec": ["/usr/bin/seq", "5000"], "history": "4MiB"},
+                        "true": {"exec": ["/bin/true"]}},
+              config={"keep_runs": 1, "qos": 0, "limits": {"history": "8MiB"}})
+    c = a.client()
+    big = c.run("seq", final_timeout=60)
+    viewer = a.client()  # a client of its own: the test's client is slow with many lines
+    rt = f"{viewer.reply_topic_base}/{unique('rp')}"
+    mark = viewer.mark()
+    viewer.publish(viewer.topic(f"run/{big.id}/replay"), b"", response_topic=rt, correlation=b"x")
+    viewer.wait_msg(f"{rt}/out", since=mark, what="the replay under way")
+    c.run("true")  # keep_runs: 1: the big run's state and history are forgotten now
+    summary = viewer.wait_msg(rt, since=mark, timeout=60).json()
+    if summary["ok"]:
+        assert summary["out"]["last"] == 5000  # it finished first
+    else:
+        assert summary["error"]["code"] == "unknown_run"
+    gone = a.client()
+    gone.publish(gone.topic(f"run/{c.run('seq', final_timeout=60).id}/replay"), b"",
+                 response_topic=f"{gone.reply_topic_base}/x", correlation=b"y")
+    gone.close()
+    assert c.run("true").final["state"] == "exited"
+    with open(a.log_path, errors="replace") as f:
+        assert "replay of run" in f.read()

@@ -30,7 +30,9 @@ Replays::~Replays() { *alive_ = false; }
 
 std::optional<protocol::Error> Replays::add(std::string run,
                                             const protocol::ReplayRequest& request, Reply reply) {
-  Job job{std::move(run), request, std::move(reply), 0, {}, {}, {}, {}, false};
+  Job job{std::move(run), request, std::move(reply), {}, {}, 0, {}, {}, {}, {}, false};
+  job.out_topic = job.reply.topic + "/out";
+  job.err_topic = job.reply.topic + "/err";
   if (active_.size() < kActive) {
     active_.push_back(std::move(job));
     schedule();
@@ -94,7 +96,7 @@ bool Replays::step(Job& job) {
     PublishOptions o;
     o.qos = qos_;
     o.seq = it->seq;
-    client_.publish(job.reply.topic + (out ? "/out" : "/err"), it->text, o);
+    client_.publish(out ? job.out_topic : job.err_topic, it->text, o);
     auto& first = out ? job.first_out : job.first_err;
     if (!first) first = it->seq;
     (out ? job.last_out : job.last_err) = it->seq;

@@ -56,6 +56,8 @@ class Replays {
     std::string run;
     protocol::ReplayRequest request;
     Reply reply;
+    std::string out_topic;  // REPLY/out and REPLY/err, made once
+    std::string err_topic;
     std::uint64_t pos = 0;  // the next History position to look at
     std::optional<std::uint64_t> first_out, last_out, first_err, last_err;
     bool forgotten = false;  // its run's history went while it was replayed
