@@ -3,6 +3,8 @@ mosquitto. History per run and for all runs, eviction, replay with MQTT 5 and 3.
 refusals, floods; and the client's `logs`, `watch` and `run` catching up with it."""
 
 import json
+import subprocess
+import time
 
 from harness import SLOWDOWN, WAIT, unique
 from procfs import status
@@ -338,3 +340,32 @@ def test_a_run_forgotten_or_a_viewer_gone_mid_replay(agent):
     assert c.run("true").final["state"] == "exited"
     with open(a.log_path, errors="replace") as f:
         assert "replay of run" in f.read()
+
+
+def test_run_gets_every_line_across_a_network_cut_and_a_frozen_link(agent, prog):
+    """The client's own link to the broker reset (a cut: it reconnects and fetches what
+    it missed), then stalled for 4 s (a Wi-Fi dropout: what was held flows on); every
+    line once, in order, and the run's exit status. A broker frozen past the client's
+    20 s keep-alive ends as a cut does."""
+    from faultproxy import FaultProxy
+    from test_client import LINEWIRE, client_env, read_line
+    p = prog("ticker.sh", "i=0\nwhile [ $i -lt 150 ]; do i=$((i+1)); echo \"tick $i\"; "
+                          "sleep 0.1; done\nexit 5\n")
+    a = agent(commands={"ticker": {"exec": [p]}})
+    proxy = FaultProxy(a.broker.port)
+    try:
+        proc = subprocess.Popen([LINEWIRE, "--broker", f"mqtt://127.0.0.1:{proxy.port}",
+                                 "--prefix", a.prefix, "run", "--no-stdin", a.device, "ticker"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=client_env())
+        assert read_line(proc) == b"tick 1"
+        proxy.cut()
+        time.sleep(2 * SLOWDOWN)
+        proxy.stall(4)
+        out, err = proc.communicate(timeout=60 * SLOWDOWN)
+    finally:
+        proxy.close()
+    assert proc.returncode == 5, err
+    got = ["tick 1"] + out.decode().splitlines()
+    assert got == [f"tick {i}" for i in range(1, 151)], err
+    assert err.count(b"reconnected") >= 1, err
+    assert b"were lost" not in err and b"did not arrive" not in err, err
