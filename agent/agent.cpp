@@ -42,9 +42,10 @@ Agent::Agent(asio::io_context& io, config::Config config, std::string version,
       state_file_(config_.state_dir),
       services_(std::make_unique<Services>(
           io, [this](const std::string& name) { return start_service(name); })),
-      info_(std::make_unique<Throttle>(io, std::chrono::seconds(1), [this] {
-        if (observer_) observer_->on_info(info_document());
-      })),
+      info_(std::make_unique<Throttle>(io, std::chrono::seconds(1),
+                                       [this] {
+                                         if (observer_) observer_->on_info(info_document());
+                                       })),
       history_(config_.limits.history) {
   compile_patterns();
 }

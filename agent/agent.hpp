@@ -20,12 +20,12 @@
 #include "agent/history.hpp"
 #include "agent/metrics.hpp"
 #include "agent/process.hpp"
-#include "protocol/request.hpp"
 #include "agent/run.hpp"
 #include "agent/services.hpp"
 #include "agent/state_file.hpp"
 #include "agent/throttle.hpp"
 #include "config/config.hpp"
+#include "protocol/request.hpp"
 
 namespace boost::asio {
 class io_context;

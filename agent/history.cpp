@@ -23,8 +23,7 @@ void History::set_state(const std::string& run, std::string state) {
   if (auto it = runs_.find(run); it != runs_.end()) it->second.state = std::move(state);
 }
 
-void History::add(const std::string& run, Stream stream, std::uint64_t seq,
-                  std::string_view text) {
+void History::add(const std::string& run, Stream stream, std::uint64_t seq, std::string_view text) {
   auto it = runs_.find(run);
   if (it == runs_.end()) return;
   Run& r = it->second;

@@ -45,8 +45,7 @@ class History {
   explicit History(std::size_t max_total) : max_total_(max_total) {}
 
   // A run the agent knows from now on (queued or started), keeping up to `max` bytes.
-  void open(const std::string& run, const std::string& command, std::string state,
-            std::size_t max);
+  void open(const std::string& run, const std::string& command, std::string state, std::size_t max);
   void set_state(const std::string& run, std::string state);
   void add(const std::string& run, Stream stream, std::uint64_t seq, std::string_view text);
   // It ended: its output is the first to go when all runs are over limits.history.

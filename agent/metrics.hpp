@@ -16,7 +16,7 @@ struct CommandMetrics {
 
 struct Metrics {
   std::map<std::string, CommandMetrics> commands;
-  std::uint64_t reconnects = 0;  // broker connections after the first
+  std::uint64_t reconnects = 0;     // broker connections after the first
   std::uint64_t history_bytes = 0;  // output kept for replay now (SPEC §12)
   std::uint64_t replays = 0;        // replays served (MQTT `replay`, WebSocket `?from=`)
 };

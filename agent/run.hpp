@@ -14,8 +14,8 @@
 #include "agent/documents.hpp"
 #include "agent/history.hpp"
 #include "agent/line_splitter.hpp"
-#include "protocol/request.hpp"
 #include "config/config.hpp"
+#include "protocol/request.hpp"
 
 namespace boost::asio {
 class io_context;

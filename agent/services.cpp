@@ -1,12 +1,12 @@
 #include "agent/services.hpp"
 
-#include "agent/agent.hpp"
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+
+#include "agent/agent.hpp"
 
 namespace linewire::agent {
 

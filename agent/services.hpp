@@ -9,8 +9,8 @@
 #include <optional>
 #include <string>
 
-#include "protocol/request.hpp"
 #include "config/config.hpp"
+#include "protocol/request.hpp"
 
 namespace boost::asio {
 class io_context;

@@ -13,12 +13,12 @@
 #include <string>
 #include <string_view>
 
-#include "protocol/names.hpp"
 #include "agent/nonce_cache.hpp"
-#include "protocol/request.hpp"
-#include "protocol/signed_request.hpp"
 #include "auth/keys.hpp"
 #include "config/config.hpp"
+#include "protocol/names.hpp"
+#include "protocol/request.hpp"
+#include "protocol/signed_request.hpp"
 
 namespace linewire::agent {
 

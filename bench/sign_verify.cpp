@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "agent/nonce_cache.hpp"
-#include "protocol/signed_request.hpp"
 #include "agent/verifier.hpp"
 #include "auth/keys.hpp"
+#include "protocol/signed_request.hpp"
 
 using namespace linewire;
 using Clock = std::chrono::steady_clock;
@@ -88,8 +88,8 @@ int main(int argc, char** argv) {
     refused += c.verified ? 0 : 1;
   });
   const double unsigned_us = micros_per_call(n, [&](int) {
-    auto c =
-        verifier.check(topic, protocol::RequestKind::start, R"({"args":["5"]})", &config.commands[0]);
+    auto c = verifier.check(topic, protocol::RequestKind::start, R"({"args":["5"]})",
+                            &config.commands[0]);
     refused += c.verified ? 0 : 1;
   });
 

@@ -7,14 +7,14 @@
 #include <cstdlib>
 #include <optional>
 
-#include "protocol/broker_login.hpp"
-#include "protocol/names.hpp"
 #include "cli/argv.hpp"
 #include "cli/broker/signer.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/interrupts.hpp"
 #include "cli/output/output.hpp"
 #include "cli/run/exit_status.hpp"
+#include "protocol/broker_login.hpp"
+#include "protocol/names.hpp"
 
 using namespace linewire;
 using namespace linewire::cli;
@@ -219,10 +219,11 @@ int main(int argc, char** argv) {
   run->add_flag("--all", p.run.all, "run on every online device")->excludes(group);
   run->add_flag("--online", p.run.online,
                 "with --group: leave offline members out (the summary names them as skipped)");
-  auto* batch = run->add_option("--batch", p.run.batch,
-                  "with --group/--all: at most N devices running at once; the next starts as "
-                  "one finishes")
-                  ->check(CLI::NonNegativeNumber);
+  auto* batch =
+      run->add_option("--batch", p.run.batch,
+                      "with --group/--all: at most N devices running at once; the next starts as "
+                      "one finishes")
+          ->check(CLI::NonNegativeNumber);
   run->add_flag("--fail-fast", p.run.fail_fast,
                 "with --group/--all: start no further device after the first failure");
   run->add_flag("--json", p.run.json,

@@ -20,7 +20,8 @@ enum class RequestKind { start, stop, switch_, in, eof, signal, replay, group_st
 
 struct RequestTopic {
   RequestKind kind;
-  std::string name;   // the command (start/stop/switch/group_start) or the run (in/eof/signal/replay)
+  std::string
+      name;  // the command (start/stop/switch/group_start) or the run (in/eof/signal/replay)
   std::string group;  // group_start only
 };
 

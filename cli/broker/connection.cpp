@@ -6,11 +6,11 @@
 #include <deque>
 #include <mutex>
 
+#include "cli/broker/ids.hpp"
+#include "cli/interrupts.hpp"
 #include "protocol/broker_login.hpp"
 #include "protocol/connack.hpp"
 #include "protocol/tcp_nodelay.hpp"
-#include "cli/broker/ids.hpp"
-#include "cli/interrupts.hpp"
 
 namespace linewire::cli {
 
@@ -195,9 +195,9 @@ void Connection::connect() {
   } else {
     builder.clean_session(true);
   }
-  protocol::apply_login(builder, {options_.url, options_.username, options_.password,
-                                  options_.ca_file, options_.cert_file, options_.key_file,
-                                  options_.tls()});
+  protocol::apply_login(builder,
+                        {options_.url, options_.username, options_.password, options_.ca_file,
+                         options_.cert_file, options_.key_file, options_.tls()});
   try {
     auto token = impl_->client->connect(builder.finalize());
     if (!wait(*token, Clock::now() + kConnectTimeout))

@@ -81,5 +81,4 @@ std::optional<std::string> normalize_url(std::string_view url) {
   return out;
 }
 
-
 }  // namespace linewire::cli

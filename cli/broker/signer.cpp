@@ -12,10 +12,10 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
-#include "protocol/names.hpp"
-#include "protocol/signed_request.hpp"
 #include "auth/base64.hpp"
 #include "auth/key_file.hpp"
+#include "protocol/names.hpp"
+#include "protocol/signed_request.hpp"
 
 namespace linewire::cli {
 

@@ -1,12 +1,12 @@
 // `linewire kill DEVICE RUN [SIGNAL]`: a signal to a run's process group (SPEC §2).
 #include <nlohmann/json.hpp>
 
-#include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/broker/requester.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/output.hpp"
 #include "cli/run/exit_status.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::cli {
 

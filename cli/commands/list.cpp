@@ -1,12 +1,12 @@
 // `linewire ls` and `linewire runs DEVICE`: what the broker has retained (SPEC §4, §6).
 #include <nlohmann/json.hpp>
 
-#include "protocol/names.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/devices.hpp"
 #include "cli/output/output.hpp"
 #include "cli/output/runs_table.hpp"
 #include "cli/run/exit_status.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::cli {
 

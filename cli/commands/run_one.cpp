@@ -1,7 +1,6 @@
 // `linewire run DEVICE COMMAND [ARGS...]`: one run on one device, like ssh (SPEC §10).
 #include <nlohmann/json.hpp>
 
-#include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/json_report.hpp"
@@ -11,6 +10,7 @@
 #include "cli/run/run_loop.hpp"
 #include "cli/run/run_streams.hpp"
 #include "cli/run/stdin_forwarder.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::cli {
 
@@ -233,9 +233,9 @@ class OneRun : public RunLoop {
       (status == 0 ? c.ok : c.failed) = 1;
     } else {
       std::string code = error_code_.empty() ? "lost" : error_code_;
-      out().line(json_error(o_.device, code,
-                            error_message_.empty() ? "the end of the run is unknown"
-                                                   : error_message_));
+      out().line(
+          json_error(o_.device, code,
+                     error_message_.empty() ? "the end of the run is unknown" : error_message_));
       (code == "offline" ? c.offline : code == "no_answer" ? c.no_answer : c.failed) = 1;
     }
     out().line(json_summary(c, status));

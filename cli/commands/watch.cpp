@@ -5,14 +5,14 @@
 #include <csignal>
 #include <nlohmann/json.hpp>
 
-#include "protocol/names.hpp"
+#include "cli/broker/requester.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/output.hpp"
-#include "cli/broker/requester.hpp"
 #include "cli/run/catch_up.hpp"
 #include "cli/run/exit_status.hpp"
 #include "cli/run/offline_grace.hpp"
 #include "cli/run/run_streams.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::cli {
 
@@ -242,8 +242,7 @@ int logs(const Context& ctx, const std::string& device, const std::string& run,
   for (;;) {
     auto e = c.next(deadline);
     if (!e) {
-      note("no answer from " + device + " within " + std::to_string(CatchUp::kWait.count()) +
-           " s");
+      note("no answer from " + device + " within " + std::to_string(CatchUp::kWait.count()) + " s");
       return kExitFailure;
     }
     if (e->kind == Event::Kind::interrupt) return 128 + e->signal;
@@ -258,8 +257,8 @@ int logs(const Context& ctx, const std::string& device, const std::string& run,
     streams.finish(json::object());
     for (Stream s : {Stream::out, Stream::err})
       if (auto gone = streams.gone(s))
-        note(std::to_string(gone) + (s == Stream::out ? " stdout" : " stderr") +
-             " line(s) from " + std::to_string(first) + " on are no longer held by " + device);
+        note(std::to_string(gone) + (s == Stream::out ? " stdout" : " stderr") + " line(s) from " +
+             std::to_string(first) + " on are no longer held by " + device);
     return 0;
   }
 }

@@ -81,20 +81,28 @@ std::string json_summary(const Fanout::Counts& c, int exit_status) {
 std::optional<std::string> json_entry_error(const Fanout::Entry& e) {
   using Phase = Fanout::Phase;
   switch (e.phase) {
-    case Phase::finished: return std::nullopt;
+    case Phase::finished:
+      return std::nullopt;
     case Phase::refused: {
       // note: "refused: CODE[: MESSAGE]"
-      std::string_view rest = std::string_view(e.note).substr(e.note.rfind("refused: ", 0) == 0 ? 9 : 0);
+      std::string_view rest =
+          std::string_view(e.note).substr(e.note.rfind("refused: ", 0) == 0 ? 9 : 0);
       auto colon = rest.find(": ");
       std::string code(colon == std::string_view::npos ? rest : rest.substr(0, colon));
       std::string message(colon == std::string_view::npos ? "" : rest.substr(colon + 2));
       return json_error(e.device, code, message);
     }
-    case Phase::offline: return json_error(e.device, "offline", "offline, not run");
-    case Phase::no_answer: return json_error(e.device, "no_answer", "no answer");
-    case Phase::not_run: return json_error(e.device, "not_run", "not run: " + e.note);
-    case Phase::skipped: return std::nullopt;  // left out on purpose: the summary counts it
-    default: return json_error(e.device, "lost", e.note.empty() ? "the end of its run is unknown" : e.note);
+    case Phase::offline:
+      return json_error(e.device, "offline", "offline, not run");
+    case Phase::no_answer:
+      return json_error(e.device, "no_answer", "no answer");
+    case Phase::not_run:
+      return json_error(e.device, "not_run", "not run: " + e.note);
+    case Phase::skipped:
+      return std::nullopt;  // left out on purpose: the summary counts it
+    default:
+      return json_error(e.device, "lost",
+                        e.note.empty() ? "the end of its run is unknown" : e.note);
   }
 }
 

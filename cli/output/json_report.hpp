@@ -21,8 +21,7 @@ bool valid_utf8(std::string_view text);
 std::string json_line(std::string_view device, std::string_view run, bool err,
                       std::optional<std::uint64_t> seq, std::string_view text);
 // {"device", "run", "final": {...the final state document...}}
-std::string json_final(std::string_view device, std::string_view run,
-                       const nlohmann::json& state);
+std::string json_final(std::string_view device, std::string_view run, const nlohmann::json& state);
 // {"device", "error": {"code", "message"}}
 std::string json_error(std::string_view device, std::string_view code, std::string_view message);
 // {"summary": {"targeted", "ok", "failed", "offline", "no_answer", "not_run", "skipped",

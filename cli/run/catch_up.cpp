@@ -26,9 +26,10 @@ std::optional<CatchUp::Answer> CatchUp::on_message(const Incoming& m, const json
   json doc = json::parse(m.payload, nullptr, false);
   if (!doc.is_object()) return std::nullopt;
   const std::string correlation =
-      c_.v5() ? m.correlation : (doc.contains("correlation") && doc["correlation"].is_string()
-                                     ? doc["correlation"].get<std::string>()
-                                     : std::string());
+      c_.v5() ? m.correlation
+              : (doc.contains("correlation") && doc["correlation"].is_string()
+                     ? doc["correlation"].get<std::string>()
+                     : std::string());
   if (correlation != correlation_) return std::nullopt;
   correlation_.clear();
   Answer a;

@@ -33,7 +33,9 @@ class RunStreams {
 
   std::uint64_t emitted(Stream stream) const;
   // Lines known to be no longer held by the agent (Sequencer::gone).
-  std::uint64_t gone(Stream stream) const { return stream == Stream::out ? out_.gone() : err_.gone(); }
+  std::uint64_t gone(Stream stream) const {
+    return stream == Stream::out ? out_.gone() : err_.gone();
+  }
   // The highest seq shown of `stream`, 0 if none.
   std::uint64_t highest(Stream stream) const;
   // See Sequencer::lost_before and start_at.

@@ -58,8 +58,7 @@ void Sequencer::skip_to_first_waiting() {
 void Sequencer::lost_before(std::uint64_t seq) {
   started_ = true;
   while (next_ < seq) {
-    const std::uint64_t to =
-        waiting_.empty() ? seq : std::min(seq, waiting_.begin()->first);
+    const std::uint64_t to = waiting_.empty() ? seq : std::min(seq, waiting_.begin()->first);
     gone_ += to - next_;
     skipped_ += to - next_;
     next_ = to;

@@ -1,6 +1,5 @@
 // Output history (SPEC §12): per-run and total bounds, the order of eviction, cursors.
 #include <catch2/catch.hpp>
-
 #include <string>
 
 #include "agent/history.hpp"
@@ -68,7 +67,8 @@ TEST_CASE("a line bigger than the run's history empties it: no gap in the middle
   CHECK(h.bytes() == kCost);
 }
 
-TEST_CASE("past limits.history the oldest finished run goes whole, then running runs' oldest lines") {
+TEST_CASE(
+    "past limits.history the oldest finished run goes whole, then running runs' oldest lines") {
   History h(10 * kCost);
   h.open("old", "c", "running", 1 << 20);
   h.open("new", "c", "running", 1 << 20);

@@ -90,9 +90,9 @@ TEST_CASE("a replay request: empty, from, per-stream from, streams") {
 TEST_CASE("malformed replay requests are bad_request, the reply route still read") {
   for (const char* payload :
        {R"({"from": -1})", R"({"from": 1.5})", R"({"from": "3"})", R"({"from": 1e30})",
-        R"({"from": 184467440737095516150})", R"({"from": {"in": 1}})",
-        R"({"from": {"out": -2}})", R"({"streams": []})", R"({"streams": ["log"]})",
-        R"({"streams": "out"})", R"({"form": 1})", "[1]", "nope"}) {
+        R"({"from": 184467440737095516150})", R"({"from": {"in": 1}})", R"({"from": {"out": -2}})",
+        R"({"streams": []})", R"({"streams": ["log"]})", R"({"streams": "out"})", R"({"form": 1})",
+        "[1]", "nope"}) {
     INFO(payload);
     auto p = parse_replay(payload);
     REQUIRE(p.error);

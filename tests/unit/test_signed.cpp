@@ -7,16 +7,16 @@
 
 #include "agent/auth_policy.hpp"
 #include "agent/nonce_cache.hpp"
-#include "protocol/signed_request.hpp"
 #include "agent/verifier.hpp"
 #include "auth/base64.hpp"
 #include "auth/keys.hpp"
 #include "auth/openssh.hpp"
+#include "protocol/signed_request.hpp"
 
 using namespace linewire;
+using nlohmann::json;
 using protocol::ErrorCode;
 using protocol::RequestKind;
-using nlohmann::json;
 using namespace std::chrono_literals;
 
 namespace {
@@ -181,8 +181,8 @@ TEST_CASE("INNER: ts, nonce and the fields of each topic", "[auth]") {
     d.update(extra);
     return d;
   };
-  auto start =
-      std::get<protocol::Inner>(inner(with({{"id", "r1"}, {"reply_to", "x/y"}}), RequestKind::start));
+  auto start = std::get<protocol::Inner>(
+      inner(with({{"id", "r1"}, {"reply_to", "x/y"}}), RequestKind::start));
   CHECK(start.ts == 1700000000000);
   CHECK(start.nonce == "abcdefgh");
   CHECK(start.reply.reply_to == "x/y");
@@ -324,7 +324,8 @@ TEST_CASE("the verifier's checks, in SPEC order", "[auth]") {
     auto text = f.inner(f.now_ms, "nonce-0002").dump();
     auto sig = f.alice.sign(protocol::signed_message(f.topic, text));
     text[text.size() - 2] = '3';  // "nonce-0003"
-    CHECK(refusal(check(protocol::make_envelope(text, "alice", sig))).rfind("bad signature", 0) == 0);
+    CHECK(refusal(check(protocol::make_envelope(text, "alice", sig))).rfind("bad signature", 0) ==
+          0);
   }
   // A bad signature comes before a stale ts.
   CHECK(refusal(check(f.envelope(f.mallory, "alice", f.inner(0), f.topic)))

@@ -13,10 +13,10 @@
 namespace linewire::mqtt {
 
 namespace asio = boost::asio;
+using nlohmann::json;
 using protocol::Error;
 using protocol::ErrorCode;
 using protocol::RequestKind;
-using nlohmann::json;
 
 // `cmd/{c}/last` is retained and rewritten per line; under a flood it is coalesced to
 // at most one publish per 100 ms and command, and always flushed before a final

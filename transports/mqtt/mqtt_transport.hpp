@@ -74,8 +74,8 @@ class Transport final : private agent::AgentObserver {
   std::optional<protocol::Error> handle_eof(Request& req);
   std::optional<protocol::Error> handle_signal(Request& req);
   std::optional<protocol::Error> handle_replay(Request& req);
-  std::optional<protocol::Error> handle_other(Request& req,
-                                           const std::function<std::optional<protocol::Error>()>& act);
+  std::optional<protocol::Error> handle_other(
+      Request& req, const std::function<std::optional<protocol::Error>()>& act);
   std::optional<protocol::Error> stop_command(const std::string& name);
   void log_request(const Request& req, std::string_view detail) const;
   void refuse(const Request& req, const protocol::Error& e);
@@ -96,7 +96,7 @@ class Transport final : private agent::AgentObserver {
   Client client_;
   std::unique_ptr<LastLines> last_;
   std::unique_ptr<agent::Verifier> verifier_;  // signed requests (SPEC §11)
-  std::unique_ptr<Replays> replays_;            // kept output, again (SPEC §12)
+  std::unique_ptr<Replays> replays_;           // kept output, again (SPEC §12)
   std::function<void()> ready_;
   std::set<std::string> discovery_published_;  // Home Assistant config topics (SPEC §9)
 };

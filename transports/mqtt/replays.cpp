@@ -28,8 +28,8 @@ Replays::Replays(asio::io_context& io, agent::Agent& agent, Client& client, int 
 
 Replays::~Replays() { *alive_ = false; }
 
-std::optional<protocol::Error> Replays::add(std::string run,
-                                            const protocol::ReplayRequest& request, Reply reply) {
+std::optional<protocol::Error> Replays::add(std::string run, const protocol::ReplayRequest& request,
+                                            Reply reply) {
   Job job{std::move(run), request, std::move(reply), {}, {}, 0, {}, {}, {}, {}, false};
   job.out_topic = job.reply.topic + "/out";
   job.err_topic = job.reply.topic + "/err";
@@ -40,8 +40,8 @@ std::optional<protocol::Error> Replays::add(std::string run,
   }
   if (waiting_.size() >= kWaiting)
     return protocol::Error{protocol::ErrorCode::busy,
-                           "too many replays under way (" + std::to_string(kActive) +
-                               " running, " + std::to_string(kWaiting) + " waiting); ask again"};
+                           "too many replays under way (" + std::to_string(kActive) + " running, " +
+                               std::to_string(kWaiting) + " waiting); ask again"};
   waiting_.push_back(std::move(job));
   return std::nullopt;
 }

@@ -7,17 +7,17 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "protocol/signed_request.hpp"
 #include "agent/verifier.hpp"
+#include "protocol/signed_request.hpp"
 #include "transports/mqtt/homeassistant.hpp"
 #include "transports/mqtt/mqtt_transport.hpp"
 
 namespace linewire::mqtt {
 
+using nlohmann::json;
 using protocol::Error;
 using protocol::ErrorCode;
 using protocol::RequestKind;
-using nlohmann::json;
 
 namespace {
 
