@@ -314,9 +314,20 @@ class ManyRuns : public RunLoop {
       fanout_.refused(reply->device, reply->code, reply->message);
       return;
     }
-    if (!fanout_.replied(reply->device)) return;
+    if (!answered(reply->device)) return;
     on_started(reply->device);
     if (reply->queued) note(reply->device + " is busy: its run is queued");
+  }
+
+  // The device's run exists (its reply, or its `running` state came first).
+  bool answered(const std::string& device) {
+    const Fanout::Entry* before = fanout_.find(device);
+    const bool was_offline = before && (before->phase == Fanout::Phase::offline ||
+                                        before->phase == Fanout::Phase::skipped);
+    if (!fanout_.replied(device)) return false;
+    // Its retained status said offline, but it was back in time for the group request.
+    if (was_offline) note(device + " is back online and answered; following its run");
+    return true;
   }
 
   void on_started(const std::string& device) {
@@ -340,11 +351,15 @@ class ManyRuns : public RunLoop {
     if (!outcome) {
       // `running` comes before the reply: the run exists.
       if (!m.retained && doc.is_object() && doc.value("state", "") == "running" &&
-          fanout_.replied(t.device))
+          answered(t.device))
         on_started(t.device);
       return;
     }
-    if (m.retained && !fanout_.find(t.device)) return;  // an older run with this --id
+    // A retained final state of a device that has not answered is an older run's (--id).
+    if (m.retained) {
+      const Fanout::Entry* e = fanout_.find(t.device);
+      if (!e || e->phase == Fanout::Phase::offline || e->phase == Fanout::Phase::skipped) return;
+    }
     if (c_.v5()) {
       // Lines are missing (a reconnect, a broker that dropped some): the agent's history
       // may still hold them (SPEC §12). Asked once per device at its final state; a

@@ -107,7 +107,9 @@ bool Fanout::finished(const std::string& device, const Outcome& outcome) {
   if (it == entries_.end() && window_over_) return false;
   // A final state may overtake the reply; it is an answer all the same.
   Entry& e = entry(device);
-  if (terminal(e.phase) || e.phase == Phase::pending) return false;
+  // One reported offline (or skipped) whose final state comes all the same ran after all.
+  const bool came_back = e.phase == Phase::offline || e.phase == Phase::skipped;
+  if ((terminal(e.phase) && !came_back) || e.phase == Phase::pending) return false;
   e.phase = Phase::finished;
   e.status = e.timed_out ? kExitTimeout : outcome.status;
   if (e.timed_out) {

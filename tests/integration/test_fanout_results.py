@@ -327,3 +327,24 @@ def test_fan_out_gets_every_line_exactly_once_across_a_broker_restart(agent, pro
         assert got == [(i, f"tick {i}") for i in range(1, 61)], (m.device, err)
     assert b"were lost" not in err and b"did not arrive" not in err, err
     assert any("replay of run" in open(m.log_path, errors="replace").read() for m in ms)
+
+
+def test_member_reported_offline_that_answers_is_followed(agent, prog):
+    """A flapping device: its retained status says offline (a stale last will) but it is
+    up and gets the group request. It is reported offline, then followed when it
+    answers, and its run counts like any other."""
+    group = unique("grp")
+    a, b = members(agent, prog, group, n=2)
+    m = a.client()
+    try:
+        m.publish(f"{b.prefix}/{b.device}/status", b"offline", retain=True)
+        r = lw(a, "run", "--group", group, "echo", "hi")
+    finally:
+        m.publish(f"{b.prefix}/{b.device}/status", b"online", retain=True)
+        m.close()
+    err = r.stderr.decode()
+    assert f"{b.device}: offline, not run" in err
+    assert f"{b.device} is back online and answered" in err, err
+    assert r.returncode == 0, err
+    assert sorted(lines(r.stdout)) == sorted(f"{d.device}: hi" for d in (a, b))
+    assert last_err_line(r) == "linewire: 2 targeted: 2 ok, 0 failed, 0 offline, 0 no answer"

@@ -159,6 +159,18 @@ TEST_CASE("fan-out: one reported offline that answers after all is followed") {
   CHECK(f.exit_status() == 0);
 }
 
+TEST_CASE("fan-out: one reported offline whose final state overtakes its reply") {
+  Fanout f;
+  f.offline("a");
+  f.skip("b");
+  CHECK(f.finished("a", exited(0)));
+  CHECK(f.finished("b", exited(4)));
+  CHECK(f.done());
+  CHECK(f.exit_status() == 4);
+  CHECK(f.counts().ok == 1);
+  CHECK(f.counts().skipped == 0);
+}
+
 TEST_CASE("fan-out: --batch starts at most N, the next as one finishes") {
   Fanout f;
   for (auto d : {"a", "b", "c", "d", "e"}) f.queue(d);
