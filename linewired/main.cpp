@@ -98,9 +98,10 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "linewired " LINEWIRE_VERSION);
   app.footer(
       "\nwebsocketd drop-in mode, without a config file:\n"
-      "  linewired --port=PORT [--address=ADDR] [--staticdir=DIR] [--maxforks=N] PROGRAM "
-      "[ARGS...]\n"
-      "  (websocketd's own flags: see the README, \"Coming from websocketd\")");
+      "  linewired --port=PORT [websocketd's flags] PROGRAM [ARGS...]\n"
+      "  linewired --port=PORT [websocketd's flags] --dir=DIR\n"
+      "  (every websocketd 0.4.1 flag: linewired --port=1 --help; the README, \"Coming from "
+      "websocketd\")");
   CLI11_PARSE(app, argc, argv);
   if (!config_file.empty()) {
     if (app.count("--config") != 0 && config_file != config_path) {

@@ -141,8 +141,8 @@ exec sleep 60
 
 def test_bad_flags_exit_2(tmp_path):
     import subprocess
-    r = subprocess.run([LINEWIRED, "--port=8080", "--binary", "/bin/cat"], capture_output=True,
+    r = subprocess.run([LINEWIRED, "--port=8080", "--nosuchflag", "/bin/cat"], capture_output=True,
                        text=True, timeout=10)
-    assert r.returncode == 2 and "binary" in r.stderr
+    assert r.returncode == 2 and "nosuchflag" in r.stderr
     r = subprocess.run([LINEWIRED, "--port=8080"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "PROGRAM" in r.stderr

@@ -1,8 +1,12 @@
 // One HTTP connection until it closes or upgrades (SPEC §8.3, §8.4): /healthz,
 // /metrics and static files, and for an upgrade the checks of §8.3 before a run is
-// started or watched.
+// started or watched. In websocketd drop-in mode (§8.6) also --dir's programs, the
+// dev console, --header-http and the hand-over of a --cgidir request to cgi_session.cpp.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -13,6 +17,8 @@
 
 #include "agent/auth_policy.hpp"
 #include "protocol/names.hpp"
+#include "transports/websocket/cgi.hpp"
+#include "transports/websocket/dropin_launcher.hpp"
 #include "transports/websocket/http_util.hpp"
 #include "transports/websocket/listener_impl.hpp"
 
@@ -23,6 +29,9 @@ using Response = http::response<http::string_body>;
 namespace {
 
 constexpr auto kRequestTimeout = std::chrono::seconds(30);
+// A --cgidir request's body is read whole before the script starts; past this, 413.
+// Bounded, as every request here is: CGI is for forms, not uploads.
+constexpr std::uint64_t kMaxCgiBody = 1024 * 1024;
 
 std::string unique_id() {
   static std::mt19937_64 rng{std::random_device{}()};
@@ -51,13 +60,32 @@ http::status status_for(protocol::ErrorCode code) {
   }
 }
 
+}  // namespace
+
+void add_headers(http::fields& fields,
+                 const std::vector<std::pair<std::string, std::string>>& add) {
+  // A name given here replaces ours (Server, Content-Type, ...); given twice, both go.
+  std::vector<std::string_view> replaced;
+  for (const auto& [name, value] : add) {
+    if (std::find(replaced.begin(), replaced.end(), name) == replaced.end()) {
+      fields.erase(name);
+      replaced.push_back(name);
+    }
+    fields.insert(name, value);
+  }
+}
+
+namespace {
+
 class HttpSession final : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(std::shared_ptr<Listener::Impl> impl, AnyStream stream, tcp::endpoint remote)
+  HttpSession(std::shared_ptr<Listener::Impl> impl, AnyStream stream, tcp::endpoint remote,
+              bool redirect)
       : impl_(std::move(impl)),
         stream_(std::move(stream)),
         remote_(std::move(remote)),
-        tls_(stream_.is_tls()) {
+        tls_(stream_.is_tls()),
+        redirect_(redirect) {
     ++impl_->http_sessions;
   }
   ~HttpSession() { --impl_->http_sessions; }
@@ -71,22 +99,95 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
   }
 
  private:
+  // The head first: only a --cgidir script may be sent a body (read_cgi_body); any
+  // other request with one ends the connection (empty_body refuses body bytes).
   void read() {
     parser_.emplace();
     parser_->header_limit(16 * 1024);
-    parser_->body_limit(0);
+    // Checked against Content-Length as soon as the head is read.
+    parser_->body_limit(impl_->cgi_root.empty() || redirect_ ? 0 : kMaxCgiBody);
+    upgrading_ = false;
     stream_.expires_after(kRequestTimeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_, [self = this->shared_from_this()](error_code ec, std::size_t) {
+          if (ec == http::error::body_limit) {
+            Request head = self->parser_->get();
+            head.keep_alive(false);  // its body is still on the way
+            return self->send(
+                text(head, http::status::payload_too_large, "413 Payload Too Large\n"));
+          }
+          if (ec) return;  // closed, timed out, or not HTTP: just close
+          self->on_head();
+        });
+  }
+
+  void on_head() {
+    const Request& head = parser_->get();
+    if (!impl_->cgi_root.empty() && !redirect_ && !beast::websocket::is_upgrade(head)) {
+      auto script = find_script(impl_->cgi_root, split_target(head.target()).first, false);
+      if (script.status != ScriptMatch::Status::not_found) return read_cgi_body(std::move(script));
+    }
     http::async_read(stream_, buffer_, *parser_,
                      [self = this->shared_from_this()](error_code ec, std::size_t) {
-                       if (ec) return;  // closed, timed out, or not HTTP: just close
+                       if (ec) return;
                        self->route(self->parser_->release());
                      });
+  }
+
+  // A --cgidir script's request: its body as raw bytes by its Content-Length (a chunked
+  // one is refused, 411; no second Beast parser is compiled for it), after a 100
+  // Continue when the client waits for one (curl does past 1 KiB); then the script
+  // (cgi_session.cpp). The head's check against kMaxCgiBody already passed.
+  void read_cgi_body(ScriptMatch script) {
+    Request head = parser_->get();
+    head.keep_alive(false);  // the connection ends with the script's answer
+    if (script.status == ScriptMatch::Status::not_executable)
+      return send(text(head, http::status::forbidden,
+                       "403 Forbidden: " + script.script_name + " is not executable\n"));
+    if (parser_->chunked())
+      return send(text(head, http::status::length_required, "411 Length Required\n"));
+    const std::size_t length = parser_->content_length().value_or(0);
+    auto body = std::make_shared<std::string>(beast::buffers_to_string(buffer_.data()));
+    if (body->size() > length) body->resize(length);
+    buffer_.consume(body->size());
+    const std::size_t missing = length - body->size();
+    auto run = [self = this->shared_from_this(), head = std::move(head), body,
+                script = std::move(script)](error_code ec, std::size_t) mutable {
+      if (ec || !self->impl_->agent) return;
+      RequestInfo info = self->request_info(head, "");
+      serve_cgi(self->impl_, std::move(self->stream_), std::move(info), std::move(head),
+                std::move(*body), std::move(script));
+    };
+    if (missing == 0) return run({}, 0);
+    auto read_rest = [self = this->shared_from_this(), body, missing,
+                      run = std::move(run)]() mutable {
+      asio::async_read(self->stream_, asio::dynamic_buffer(*body), asio::transfer_exactly(missing),
+                       std::move(run));
+    };
+    if (!beast::iequals(parser_->get()[http::field::expect], "100-continue")) return read_rest();
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(kContinue),
+                      [read_rest = std::move(read_rest)](error_code ec, std::size_t) mutable {
+                        if (!ec) read_rest();
+                      });
   }
 
   // SPEC §8.4; an upgrade goes on in upgrade().
   void route(Request req) {
     if (!impl_->agent) return;
+    if (redirect_) {
+      // --redirport: everything, upgrades too, goes to the main port's root (no
+      // --header-http: websocketd's redirect server has none either).
+      std::string location = redirect_location(req[http::field::host], impl_->options.address,
+                                               impl_->options.port, impl_->tls.has_value());
+      auto res = text(req, http::status::moved_permanently,
+                      "<a href=\"" + location + "\">Moved Permanently</a>.\n");
+      res.set(http::field::content_type, "text/html; charset=utf-8");
+      res.set(http::field::location, location);
+      return send(std::move(res));
+    }
     if (beast::websocket::is_upgrade(req)) {
+      upgrading_ = true;  // websocketd adds no --header-http to these answers
       stream_.expires_never();
       upgrade(std::move(req));
       return;
@@ -113,6 +214,13 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
                       metrics_text(impl_->agent->metrics(), gauges, impl_->broker_connected(),
                                    impl_->websockets));
       res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+      return send(std::move(res));
+    }
+    if (impl_->options.devconsole) {
+      // Every plain GET, as websocketd: the page opens a WebSocket to its own path.
+      auto res = text(req, http::status::ok, std::string(devconsole_page()));
+      res.set(http::field::content_type, "text/html; charset=utf-8");
+      res.set(http::field::cache_control, "no-cache");
       return send(std::move(res));
     }
     if (!impl_->static_root.empty()) {
@@ -153,7 +261,7 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
       res.set(http::field::www_authenticate, "Bearer");
       return send(std::move(res));
     }
-    if (o.only_command) return start(*o.only_command, {}, std::move(req));
+    if (o.only_command) return upgrade_dropin(std::move(req));
     auto segments = path_segments(path);
     if (segments && segments->size() == 2 && (*segments)[0] == "run" &&
         protocol::valid_name((*segments)[1]))
@@ -166,8 +274,42 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
     start((*segments)[0], std::move(args), std::move(req));
   }
 
+  // Drop-in mode (SPEC §8.6): every path runs the program, or with --dir the program
+  // the path names; with --reverselookup the client's name is looked up first.
+  void upgrade_dropin(Request req) {
+    const auto& o = impl_->options;
+    if (o.reverse_lookup && !remote_host_) {
+      resolver_.emplace(impl_->io);
+      return resolver_->async_resolve(
+          remote_, [self = this->shared_from_this(), req = std::move(req)](
+                       error_code ec, tcp::resolver::results_type names) mutable {
+            // No name (or no answer): the address, as websocketd.
+            self->remote_host_ = !ec && !names.empty() ? names.begin()->host_name()
+                                                       : self->remote_.address().to_string();
+            self->upgrade_dropin(std::move(req));
+          });
+    }
+    if (!o.serve_upgrades)  // --staticdir or --cgidir alone: no program to run
+      return send(text(req, http::status::not_found, "404 Not Found\n"));
+    LaunchChange change;
+    change.raw_stdout = o.binary;
+    std::optional<ScriptMatch> script;
+    if (!impl_->script_root.empty()) {
+      script = find_script(impl_->script_root, split_target(req.target()).first, true);
+      if (script->status == ScriptMatch::Status::not_found)
+        return send(text(req, http::status::not_found, "404 Not Found\n"));
+      // websocketd upgrades, fails to start it and drops the connection: say why instead.
+      if (script->status == ScriptMatch::Status::not_executable)
+        return send(text(req, http::status::forbidden,
+                         "403 Forbidden: " + script->script_name + " is not executable\n"));
+      change.executable = script->file.string();
+    }
+    if (!script && !o.binary) return start(*o.only_command, {}, std::move(req));
+    start(*o.only_command, {}, std::move(req), std::move(change), std::move(script));
+  }
+
   // websocketd's CGI-style variables for the run (SPEC §8.1).
-  RequestInfo request_info(const Request& req, const std::string& command) const {
+  RequestInfo request_info(const http::request_header<>& req, const std::string& command) const {
     RequestInfo info;
     info.remote_addr = remote_.address().to_string();
     info.remote_port = std::to_string(remote_.port());
@@ -182,9 +324,13 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
     return info;
   }
 
-  // `/{command}`: a run this connection is the primary of (SPEC §8.1).
-  void start(const std::string& name, std::vector<std::string> args, Request req) {
+  // `/{command}`: a run this connection is the primary of (SPEC §8.1). `change`: drop-in
+  // mode's other program or raw bytes (dropin_launcher.hpp), `script` that program.
+  void start(const std::string& name, std::vector<std::string> args, Request req,
+             std::optional<LaunchChange> change = std::nullopt,
+             std::optional<ScriptMatch> script = std::nullopt) {
     RequestInfo info = request_info(req, name);
+    if (script) info.script_name = script->script_name;
     // Signed requests (SPEC §11) are MQTT payloads signed over their topic; a URL has no
     // room for one and a browser cannot make one. A command that needs a signature
     // (its `keys`, or auth.require without `unsigned: true`) therefore never starts
@@ -207,16 +353,29 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
     origin.transport = "websocket";
     origin.topic = info.remote_addr + ":" + info.remote_port + " " + info.target;
     origin.env = cgi_env(info);
+    if (script) origin.env["PATH_INFO"] = script->path_info;  // after the program's name
+    if (remote_host_) origin.env["REMOTE_HOST"] = *remote_host_;
+    std::shared_ptr<ProcessLink> link;
+    const std::string id = "ws" + unique_id();
+    if (change) {
+      // The launcher knows the run by the id asked for here.
+      request.id = id;
+      link = impl_->options.launcher->expect(id, std::move(*change));
+    }
     auto result = command ? impl_->agent->start(*command, std::move(request), std::move(origin))
                           : impl_->agent->start(name, std::move(request), std::move(origin));
     if (auto* e = std::get_if<protocol::Error>(&result)) {
+      if (link) impl_->options.launcher->forget(id);
       spdlog::info("websocket {} {}: refused: {}", info.remote_addr, info.target, e->message);
       return send(text(req, status_for(e->code), e->message + "\n"));
     }
     const auto& started = std::get<agent::Started>(result);
     spdlog::info("websocket {}:{} {}: run {}", info.remote_addr, info.remote_port, info.target,
                  started.run);
-    open_websocket(impl_, std::move(stream_), started.run, true, std::move(req));
+    // The link carries the session's bytes only with --binary (--dir alone changes
+    // just the program).
+    open_websocket(impl_, std::move(stream_), started.run, true, std::move(req),
+                   impl_->options.binary ? std::move(link) : nullptr);
   }
 
   // `/run/{run}`: a viewer (SPEC §8.2).
@@ -279,6 +438,7 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
   // Writes the answer, then reads the next request or ends the connection.
   template <class Body>
   void send(http::response<Body> res) {
+    if (!upgrading_ && !redirect_) add_headers(res.base(), impl_->options.headers_http);
     bool keep_alive = res.keep_alive();
     stream_.expires_after(kRequestTimeout);
     beast::async_write(stream_, http::message_generator(std::move(res)),
@@ -297,14 +457,20 @@ class HttpSession final : public std::enable_shared_from_this<HttpSession> {
   AnyStream stream_;
   tcp::endpoint remote_;
   bool tls_;
+  bool redirect_;  // a --redirport connection
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> parser_;
+  bool upgrading_ = false;  // the request being answered asked for a WebSocket
+  std::optional<tcp::resolver> resolver_;
+  std::optional<std::string> remote_host_;  // --reverselookup's answer
 };
 
 }  // namespace
 
-void serve_http(std::shared_ptr<Listener::Impl> impl, AnyStream stream, tcp::endpoint remote) {
-  std::make_shared<HttpSession>(std::move(impl), std::move(stream), std::move(remote))->run();
+void serve_http(std::shared_ptr<Listener::Impl> impl, AnyStream stream, tcp::endpoint remote,
+                bool redirect) {
+  std::make_shared<HttpSession>(std::move(impl), std::move(stream), std::move(remote), redirect)
+      ->run();
 }
 
 }  // namespace linewire::websocket

@@ -206,6 +206,14 @@ std::map<std::string, std::string> cgi_env(const RequestInfo& r) {
   return env;
 }
 
+std::string redirect_location(std::string_view host_header, std::string_view fallback_host,
+                              unsigned short port, bool tls) {
+  // websocketd gives no answer at all when the Host header has no port; this does.
+  auto [name, ignored] = host_port(host_header.empty() ? fallback_host : host_header, "");
+  if (name.find(':') != std::string::npos) name = "[" + name + "]";  // IPv6
+  return std::string(tls ? "https://" : "http://") + name + ":" + std::to_string(port) + "/";
+}
+
 bool origin_allowed(std::string_view origin, const std::vector<std::string>& allowed) {
   if (origin.empty()) return true;
   auto sep = origin.find("://");

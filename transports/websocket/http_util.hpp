@@ -56,6 +56,12 @@ std::map<std::string, std::string> cgi_env(const RequestInfo& request);
 // "host:port", "[v6]:port" or "host" (then `default_port`).
 std::pair<std::string, std::string> host_port(std::string_view s, std::string_view default_port);
 
+// Where websocketd's --redirport sends a request: `http(s)://HOST:PORT/`, HOST the one
+// the client asked for (its Host header without the port; `fallback_host` when it sent
+// none), PORT the main listener's.
+std::string redirect_location(std::string_view host_header, std::string_view fallback_host,
+                              unsigned short port, bool tls);
+
 // websocketd's --origin rules: an entry is `host`, `host:port` or `scheme://host[:port]`;
 // without a port any port matches. No Origin header is allowed (only browsers send
 // one, and only browsers need the check).

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
+#include <tuple>
 
 #include "agent/auth_policy.hpp"
 #include "transports/websocket/http_util.hpp"
@@ -47,15 +48,20 @@ Options options_from(const config::Config& config) {
   return o;
 }
 
-void Listener::Impl::accept() {
-  acceptor.async_accept([self = shared_from_this()](error_code ec, tcp::socket socket) {
+// The main port, or with `redirect` --redirport's (plain HTTP whatever the main port
+// speaks; every request redirected, http_session.cpp). One function for both, so that
+// Asio's accept operation is compiled once.
+void Listener::Impl::accept(bool redirect) {
+  tcp::acceptor& on = redirect ? redirect_acceptor : acceptor;
+  on.async_accept([self = shared_from_this(), redirect](error_code ec, tcp::socket socket) {
     if (self->stopped || ec == asio::error::operation_aborted) return;
     if (ec) {
       // Out of file descriptors and the like: breathe instead of spinning.
       spdlog::warn("websocket: accept: {}", ec.message());
-      self->retry.expires_after(std::chrono::milliseconds(200));
-      self->retry.async_wait([self](error_code ec2) {
-        if (!ec2) self->accept();
+      auto& timer = redirect ? self->redirect_retry : self->retry;
+      timer.expires_after(std::chrono::milliseconds(200));
+      timer.async_wait([self, redirect](error_code ec2) {
+        if (!ec2) self->accept(redirect);
       });
       return;
     }
@@ -67,11 +73,11 @@ void Listener::Impl::accept() {
       auto remote = socket.remote_endpoint(ignored);
       socket.set_option(tcp::no_delay(true), ignored);
       serve_http(self,
-                 self->tls ? AnyStream::tls(std::move(socket), *self->tls)
-                           : AnyStream::plain(std::move(socket)),
-                 remote);
+                 self->tls && !redirect ? AnyStream::tls(std::move(socket), *self->tls)
+                                        : AnyStream::plain(std::move(socket)),
+                 remote, redirect);
     }
-    self->accept();
+    self->accept(redirect);
   });
 }
 
@@ -88,10 +94,14 @@ Listener::~Listener() {
 
 void Listener::start() {
   auto& o = impl_->options;
-  if (!o.static_dir.empty()) {
+  // Canonical once: every path a request names is checked against these.
+  for (auto [dir, root, what] : {std::tuple{&o.static_dir, &impl_->static_root, "static_dir"},
+                                 std::tuple{&o.script_dir, &impl_->script_root, "--dir"},
+                                 std::tuple{&o.cgi_dir, &impl_->cgi_root, "--cgidir"}}) {
+    if (dir->empty()) continue;
     std::error_code ec;
-    impl_->static_root = std::filesystem::canonical(o.static_dir, ec);
-    if (ec) throw std::runtime_error("static_dir " + o.static_dir + ": " + ec.message());
+    *root = std::filesystem::canonical(*dir, ec);
+    if (ec) throw std::runtime_error(std::string(what) + " " + *dir + ": " + ec.message());
   }
   if (!o.cert_file.empty()) {
     impl_->tls.emplace(ssl::context::tls_server);
@@ -120,6 +130,20 @@ void Listener::start() {
     throw std::runtime_error("websocket: cannot listen on " + o.address + ":" +
                              std::to_string(o.port) + ": " + ec.message());
   spdlog::info("websocket: listening on {}://{}/", impl_->tls ? "wss" : "ws", endpoint());
+  if (o.redirect_port != 0) {
+    // --redirport: the same address, another port, plain HTTP; every request redirected.
+    tcp::endpoint redirect_at(bind_to.address(), o.redirect_port);
+    auto& r = impl_->redirect_acceptor;
+    r.open(redirect_at.protocol(), ec);
+    if (!ec) r.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) r.bind(redirect_at, ec);
+    if (!ec) r.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      throw std::runtime_error("websocket: cannot listen on " + o.address + ":" +
+                               std::to_string(o.redirect_port) + ": " + ec.message());
+    spdlog::info("websocket: redirecting http://{}:{}/ to it", o.address, o.redirect_port);
+    impl_->accept(true);
+  }
   // Said once at start, so that a 403 later is no surprise (http_session.cpp says why).
   const auto& config = impl_->agent->config();
   for (const auto& c : config.commands)
@@ -135,7 +159,9 @@ void Listener::stop() {
   impl_->stopped = true;
   error_code ignored;
   impl_->acceptor.close(ignored);
+  impl_->redirect_acceptor.close(ignored);
   impl_->retry.cancel();
+  impl_->redirect_retry.cancel();
 }
 
 std::string Listener::endpoint() const {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "agent/agent.hpp"
@@ -17,6 +18,8 @@ class io_context;
 }
 
 namespace linewire::websocket {
+
+class DropInLauncher;
 
 struct Options {
   std::string address = "127.0.0.1";
@@ -33,6 +36,20 @@ struct Options {
   // websocketd drop-in: every path runs this command; no /run, /healthz, /metrics.
   std::optional<std::string> only_command;
   std::size_t max_message = 65536;
+
+  // websocketd drop-in's other flags (SPEC §8.6); all off in config mode.
+  bool serve_upgrades = true;  // false: only --staticdir/--cgidir, every upgrade is 404
+  std::string script_dir;      // --dir: /NAME runs script_dir/NAME as only_command's run
+  std::string cgi_dir;         // --cgidir: plain HTTP requests run CGI/1.1 scripts in it
+  bool devconsole = false;
+  bool binary = false;  // --binary: raw bytes both ways, binary messages out
+  bool reverse_lookup = false;
+  std::vector<std::pair<std::string, std::string>> headers_ws;    // on the 101
+  std::vector<std::pair<std::string, std::string>> headers_http;  // on plain HTTP answers
+  unsigned short redirect_port = 0;                               // 0: none
+  // Runs a program other than the command's, or with raw output: needed by script_dir,
+  // cgi_dir and binary; the Agent was made with it.
+  DropInLauncher* launcher = nullptr;
 };
 
 // From the `websocket` config section; throws std::runtime_error (token file unreadable).

@@ -1,12 +1,14 @@
 // A WebSocket connection piped to one run (SPEC §8.1, §8.2): output lines out as text
 // frames, and for the client that started the run, frames in as stdin lines and the
-// backlog holding the child back.
+// backlog holding the child back. With --binary (§8.6) raw stdout bytes out as binary
+// messages instead, and messages in as raw stdin bytes.
 #include <spdlog/spdlog.h>
 
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <deque>
 
+#include "transports/websocket/dropin_launcher.hpp"
 #include "transports/websocket/listener_impl.hpp"
 
 namespace linewire::websocket {
@@ -41,16 +43,24 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
                         public agent::RunSink,
                         public Live {
  public:
-  WsSession(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run, bool primary)
+  WsSession(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run, bool primary,
+            std::shared_ptr<ProcessLink> link)
       : impl_(std::move(impl)),
         ws_(std::move(stream)),
         run_(std::move(run)),
         primary_(primary),
+        link_(std::move(link)),
         timer_(impl_->io) {
     ++impl_->websockets;
     impl_->live.insert(this);
+    // Raw stdout (--binary): the link calls this, never the Run; taken back below.
+    if (link_) link_->set_output([this](std::string_view bytes) { queue(bytes); });
   }
   ~WsSession() {
+    if (link_) {
+      link_->set_output(nullptr);
+      link_->hold_output(false);  // what is left of the run is killed, not held
+    }
     // The Run holds a plain pointer to this sink: take it back. A Listener that went
     // first detached every session already (abandon) and cleared impl_->agent.
     if (attached_ && impl_->agent) impl_->agent->detach(run_, *this);
@@ -82,10 +92,13 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
     timeouts.idle_timeout = kIdleTimeout;
     timeouts.keep_alive_pings = true;
     ws_.set_option(timeouts);
-    ws_.set_option(ws::stream_base::decorator(
-        [](ws::response_type& res) { res.set(http::field::server, "linewired"); }));
+    ws_.set_option(
+        ws::stream_base::decorator([headers = impl_->options.headers_ws](ws::response_type& res) {
+          res.set(http::field::server, "linewired");
+          add_headers(res.base(), headers);  // --header, --header-ws
+        }));
     ws_.read_message_max(impl_->options.max_message);
-    ws_.text(true);
+    ws_.binary(link_ != nullptr);
     ws_.async_accept(req, [self = this->shared_from_this()](error_code ec) {
       if (ec) {
         spdlog::debug("websocket {}: handshake failed: {}", self->run_, ec.message());
@@ -101,16 +114,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   // ---- agent::RunSink ----
 
   void on_line(agent::Stream stream, std::string_view line, std::uint64_t) override {
-    if (stream != agent::Stream::out || ended_) return;
-    queue_.emplace_back(line);
-    queued_ += line.size() + kFrameOverhead;
-    if (queued_ > kPrimaryHigh) held_ = true;
-    if (!primary_ && queued_ > kViewerLimit) {
-      spdlog::info("run {}: a viewer is {} bytes behind: disconnected (1008)", run_, queued_);
-      end(ws::close_code::policy_error, "too slow: output queue full");
-      return;
-    }
-    flush();
+    if (stream == agent::Stream::out) queue(line);
   }
 
   void on_finished(const agent::RunRecord&) override {
@@ -134,6 +138,23 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   }
 
  private:
+  // One frame for the client: a line, or with --binary the bytes of one read.
+  void queue(std::string_view frame) {
+    if (ended_) return;
+    queue_.emplace_back(frame);
+    queued_ += frame.size() + kFrameOverhead;
+    if (queued_ > kPrimaryHigh && !held_) {
+      held_ = true;
+      if (link_) link_->hold_output(true);  // raw output bypasses the Run's own check
+    }
+    if (!primary_ && queued_ > kViewerLimit) {
+      spdlog::info("run {}: a viewer is {} bytes behind: disconnected (1008)", run_, queued_);
+      end(ws::close_code::policy_error, "too slow: output queue full");
+      return;
+    }
+    flush();
+  }
+
   // The run ends its side: drop what is queued behind the frame in flight and close.
   void end(ws::close_code code, std::string reason) {
     if (attached_) impl_->agent->detach(run_, *this);
@@ -160,7 +181,13 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
         self->leave();
         return;
       }
-      if (self->primary_ && self->attached_) {
+      if (self->primary_ && self->attached_ && self->link_) {
+        // --binary, as websocketd: a binary message's bytes as they are, a text
+        // message's with a newline.
+        std::string bytes = beast::buffers_to_string(self->in_.data());
+        if (self->ws_.got_text()) bytes.push_back('\n');
+        self->link_->write_stdin(std::move(bytes));
+      } else if (self->primary_ && self->attached_) {
         auto error =
             self->impl_->agent->write_stdin(self->run_, beast::buffers_to_string(self->in_.data()));
         if (error) spdlog::debug("run {}: websocket input refused: {}", self->run_, error->message);
@@ -200,6 +227,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
                       self->queue_.pop_front();
                       if (self->held_ && self->queued_ < kPrimaryLow) {
                         self->held_ = false;
+                        if (self->link_) self->link_->hold_output(false);
                         if (self->primary_ && self->attached_)
                           self->impl_->agent->resume_run(self->run_);
                       }
@@ -217,6 +245,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   ws::stream<AnyStream> ws_;
   std::string run_;
   bool primary_;
+  std::shared_ptr<ProcessLink> link_;  // --binary: raw stdout in, raw stdin out
   asio::steady_timer timer_;
   beast::flat_buffer in_;
   std::deque<std::string> queue_;  // frames not yet written, the one in flight first
@@ -234,15 +263,16 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
 }  // namespace
 
 void open_websocket(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run,
-                    bool primary, Request req) {
-  auto session =
-      std::make_shared<WsSession>(std::move(impl), std::move(stream), std::move(run), primary);
+                    bool primary, Request req, std::shared_ptr<ProcessLink> link) {
+  auto session = std::make_shared<WsSession>(std::move(impl), std::move(stream), std::move(run),
+                                             primary, std::move(link));
   if (session->attach()) session->accept(std::move(req));
 }
 
 void open_viewer(std::shared_ptr<Listener::Impl> impl, AnyStream&& stream, std::string run,
                  std::optional<std::uint64_t> from, Request req) {
-  auto session = std::make_shared<WsSession>(std::move(impl), std::move(stream), std::move(run), false);
+  auto session = std::make_shared<WsSession>(std::move(impl), std::move(stream), std::move(run),
+                                             false, nullptr);
   const bool kept = from && session->replay(*from);
   if (session->attach()) return session->accept(std::move(req));
   if (!kept) return;
