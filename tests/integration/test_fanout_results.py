@@ -332,13 +332,16 @@ def test_fan_out_gets_every_line_exactly_once_across_a_broker_restart(agent, pro
 def test_member_reported_offline_that_answers_is_followed(agent, prog):
     """A flapping device: its retained status says offline (a stale last will) but it is
     up and gets the group request. It is reported offline, then followed when it
-    answers, and its run counts like any other."""
+    answers, and its run counts like any other. (The client does not wait for a member
+    it believes offline: the runs take a second, so that its answer surely comes while
+    the other member's run still goes on.)"""
     group = unique("grp")
-    a, b = members(agent, prog, group, n=2)
+    a, b = members(agent, prog, group, n=2,
+                   extra={"slow": {"exec": ["/bin/sh", "-c", "sleep 1; echo hi"]}})
     m = a.client()
     try:
         m.publish(f"{b.prefix}/{b.device}/status", b"offline", retain=True)
-        r = lw(a, "run", "--group", group, "echo", "hi")
+        r = lw(a, "run", "--group", group, "slow")
     finally:
         m.publish(f"{b.prefix}/{b.device}/status", b"online", retain=True)
         m.close()
