@@ -190,7 +190,11 @@ class OneRun : public RunLoop {
 
   std::optional<int> on_replay(const Incoming& m) {
     auto answer = catch_up_.on_message(m, held_final_ ? &*held_final_ : nullptr);
-    if (!answer) return std::nullopt;
+    if (!answer) {
+      // A long replay is not a silent one: the wait is for the next message.
+      if (catch_up_.under_way()) deadlines_.wake(Clock::now() + CatchUp::kWait);
+      return std::nullopt;
+    }
     deadlines_.clear_wake();
     if (!held_final_) return std::nullopt;
     json final_state = std::move(*held_final_);

@@ -57,18 +57,24 @@ class RunWatch {
         requester_(c),
         streams_(
             [](Stream s, std::string_view line) { (s == Stream::out ? out() : err()).line(line); },
-            from.only_new),
+            from.only_new || !c.v5()),
         catch_up_(c, requester_, topics.run(run_, "replay"), streams_) {
-    if (from.line > 1) streams_.start_at(from.line);
+    if (from.line > 1 && c.v5()) streams_.start_at(from.line);
   }
 
   // The kept lines first (SPEC §12), unless only new ones are wanted; live lines that
   // come meanwhile wait in the streams for their turn.
+  // With MQTT 3.1.1 there is no seq to tell a replayed line from the same line live:
+  // watch shows lines from now on, and `logs` the kept ones.
   void begin() {
     if (from_.only_new) return;
+    if (!c_.v5()) {
+      note("MQTT 3.1.1: showing the lines of run " + run_ +
+           " from now on (`logs` shows the kept ones)");
+      return;
+    }
     const std::uint64_t first = std::max<std::uint64_t>(1, from_.line);
-    catch_up_.ask(first, first);
-    wake_ = Clock::now() + CatchUp::kWait;
+    ask(first, first);
   }
 
   std::optional<int> on_message(const Incoming& m) {
@@ -95,6 +101,7 @@ class RunWatch {
         held_final_ = std::move(doc);  // the replay's lines come first
         return std::nullopt;
       }
+      if (reask(doc)) return std::nullopt;
       return finish(doc);
     }
     return std::nullopt;
@@ -118,21 +125,50 @@ class RunWatch {
     return std::min(offline_.deadline().value_or(Clock::time_point::max()),
                     wake_.value_or(Clock::time_point::max()));
   }
-  void reconnected() { offline_.reconnected(Clock::now()); }
+  // Back after a lost connection: what went by meanwhile, from the history.
+  void reconnected() {
+    offline_.reconnected(Clock::now());
+    if (c_.v5() && !from_.only_new && !catch_up_.under_way()) {
+      catch_up_.ask_missing();
+      wake_ = Clock::now() + CatchUp::kWait;
+    }
+  }
   bool ended() const { return held_final_.has_value(); }
 
  private:
+  void ask(std::uint64_t from_out, std::uint64_t from_err) {
+    catch_up_.ask(from_out, from_err);
+    wake_ = Clock::now() + CatchUp::kWait;
+  }
+
+  // The run ended with lines not shown (a gap: history evicted ahead of a replay, or a
+  // reconnect): asked once more.
+  bool reask(json& final_state) {
+    if (!c_.v5() || from_.only_new || reasked_ || !streams_.incomplete(final_state)) return false;
+    reasked_ = true;
+    held_final_ = std::move(final_state);
+    catch_up_.ask_missing();
+    wake_ = Clock::now() + CatchUp::kWait;
+    return true;
+  }
+
   std::optional<int> on_replay(const Incoming& m) {
     auto answer = catch_up_.on_message(m, held_final_ ? &*held_final_ : nullptr);
-    if (!answer) return std::nullopt;
+    if (!answer) {
+      if (catch_up_.under_way()) wake_ = Clock::now() + CatchUp::kWait;  // not silent
+      return std::nullopt;
+    }
     wake_.reset();
     if (!answer->ok) {
       note(topics_.device() + ": no kept output of run " + run_ + " (" + answer->error +
            "); showing what comes from now on");
       streams_.resync();
     }
-    if (held_final_) return finish(*held_final_);
-    return std::nullopt;
+    if (!held_final_) return std::nullopt;
+    json final_state = std::move(*held_final_);
+    held_final_.reset();
+    if (reask(final_state)) return std::nullopt;
+    return finish(final_state);
   }
 
   int finish(const json& doc) {
@@ -155,6 +191,7 @@ class RunWatch {
   std::optional<Clock::time_point> wake_;  // the replay's answer is due
   std::optional<json> held_final_;         // the run ended; its kept lines come first
   bool already_ended_ = false;             // its final state was retained: it ended before us
+  bool reasked_ = false;                   // the one more replay at the end was asked
 };
 
 int follow_run(Connection& c, const protocol::Topics& topics, const std::string& run,
@@ -238,7 +275,7 @@ int logs(const Context& ctx, const std::string& device, const std::string& run,
   if (first > 1) streams.start_at(first);
   CatchUp catch_up(c, requester, topics.run(run, "replay"), streams);
   catch_up.ask(first, first);
-  const auto deadline = Clock::now() + CatchUp::kWait;
+  auto deadline = Clock::now() + CatchUp::kWait;  // for the next message, not for all
   for (;;) {
     auto e = c.next(deadline);
     if (!e) {
@@ -248,6 +285,7 @@ int logs(const Context& ctx, const std::string& device, const std::string& run,
     if (e->kind == Event::Kind::interrupt) return 128 + e->signal;
     if (e->kind != Event::Kind::message) continue;
     auto answer = catch_up.on_message(e->message, nullptr);
+    deadline = Clock::now() + CatchUp::kWait;
     if (out().broken()) return 128 + SIGPIPE;
     if (!answer) continue;
     if (!answer->ok) {

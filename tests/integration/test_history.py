@@ -369,3 +369,16 @@ def test_run_gets_every_line_across_a_network_cut_and_a_frozen_link(agent, prog)
     assert got == [f"tick {i}" for i in range(1, 151)], err
     assert err.count(b"reconnected") >= 1, err
     assert b"were lost" not in err and b"did not arrive" not in err, err
+
+
+def test_websocket_viewer_of_a_history_bigger_than_the_viewer_limit(agent, tmp_path, prog):
+    """1.5 MiB of kept stdout (the viewer limit is 1 MiB): it comes in batches as the
+    client reads, all of it, and the viewer is not closed as too slow."""
+    from test_websocket import ws_agent
+    from wsclient import connect, read_until_closed
+    big = prog("big.sh", "i=0\nwhile [ $i -lt 15000 ]; do i=$((i+1)); printf '%099d\\n' $i; done\n")
+    a = ws_agent(agent, tmp_path, {"big": {"exec": [big], "history": "4MiB"}})
+    done = a.client().run("big", final_timeout=60)
+    lines, closed = read_until_closed(connect(a.ws(f"/run/{done.id}?from=1")), timeout=60)
+    assert closed.code == 1000, closed
+    assert lines == [f"{i:099d}" for i in range(1, 15001)]

@@ -88,6 +88,9 @@ bool Replays::step(Job& job) {
   }
   std::size_t sent = 0;
   auto it = kept->at(job.pos);
+  // Lines ahead of the replay went meanwhile (the run's history is full): it ends here,
+  // so that `first`..`last` has no hole; the client asks again from `last` + 1.
+  if (job.pos > 0 && it != kept->lines.end() && it->pos != job.pos) return false;
   for (; it != kept->lines.end() && sent < kBatch; ++it) {
     job.pos = it->pos + 1;
     const bool out = it->stream == agent::Stream::out;

@@ -27,6 +27,8 @@ constexpr std::size_t kPrimaryLow = 64 * 1024;
 // run or the other viewers.
 constexpr std::size_t kViewerLimit = 1024 * 1024;
 constexpr std::size_t kFrameOverhead = 32;  // a queued frame's own cost
+// How much of a run's history a `?from=N` viewer has queued at a time.
+constexpr std::size_t kReplayBatch = 64 * 1024;
 
 // One WebSocket connection piped to one run: the run's primary (it started the run:
 // its frames are stdin, its backlog holds the child back, its leaving kills the run)
@@ -68,16 +70,18 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
     impl_->live.erase(this);
   }
 
-  // `?from=N` (SPEC §12): the run's kept stdout lines from line N, queued before the
-  // session attaches, so that with the live lines after them each comes once and in
-  // order (one thread: no line can come in between). False when the agent knows no
-  // such run.
+  // `?from=N` (SPEC §12): the run's kept stdout lines from line N, then the live ones.
+  // A cursor walks the history as the client takes the frames (refill), a few dozen KiB
+  // at a time, so a big history neither trips the viewer limit nor grows memory. Live
+  // lines are ignored meanwhile: each is in the history before a sink hears it, so the
+  // cursor gets to it; once it reaches the end, the live lines follow, each once and in
+  // order (one thread: nothing comes in between). False when the agent knows no such run.
   bool replay(std::uint64_t from) {
-    const agent::History::Run* kept = impl_->agent->history().find(run_);
-    if (!kept) return false;
-    for (const auto& l : kept->lines)
-      if (l.stream == agent::Stream::out && l.seq >= from) on_line(l.stream, l.text, l.seq);
+    if (!impl_->agent->history().find(run_)) return false;
+    replay_from_ = from;
+    replaying_ = true;
     ++impl_->agent->metrics().replays;
+    refill();
     return true;
   }
 
@@ -114,6 +118,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   // ---- agent::RunSink ----
 
   void on_line(agent::Stream stream, std::string_view line, std::uint64_t) override {
+    if (replaying_) return;  // already in the history: the cursor gets to it
     if (stream == agent::Stream::out) queue(line);
   }
 
@@ -157,6 +162,7 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
 
   // The run ends its side: drop what is queued behind the frame in flight and close.
   void end(ws::close_code code, std::string reason) {
+    replaying_ = false;
     if (attached_) impl_->agent->detach(run_, *this);
     attached_ = false;
     ended_ = true;
@@ -209,8 +215,26 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
 
   // Writes the queued frames one at a time, then closes once the run has ended. Below
   // the low mark a held-back run reads again.
+  // The next kept lines for `?from=N`, up to kReplayBatch bytes queued.
+  void refill() {
+    const agent::History::Run* kept = impl_->agent->history().find(run_);
+    if (!kept) replaying_ = false;  // forgotten (keep_runs): what was sent is all
+    while (replaying_ && queued_ < kReplayBatch) {
+      auto it = kept->at(replay_pos_);
+      if (it == kept->lines.end()) {
+        replaying_ = false;
+        break;
+      }
+      replay_pos_ = it->pos + 1;
+      if (it->stream != agent::Stream::out || it->seq < replay_from_) continue;
+      queue_.emplace_back(it->text);
+      queued_ += it->text.size() + kFrameOverhead;
+    }
+  }
+
   void flush() {
     if (!accepted_ || writing_ || closing_) return;
+    if (queue_.size() < 2 && replaying_) refill();
     if (queue_.empty()) {
       if (ended_) close();
       return;
@@ -248,6 +272,9 @@ class WsSession final : public std::enable_shared_from_this<WsSession>,
   std::shared_ptr<ProcessLink> link_;  // --binary: raw stdout in, raw stdin out
   asio::steady_timer timer_;
   beast::flat_buffer in_;
+  bool replaying_ = false;        // ?from=N: the cursor has not reached the end
+  std::uint64_t replay_pos_ = 0;  // its next History position
+  std::uint64_t replay_from_ = 1;
   std::deque<std::string> queue_;  // frames not yet written, the one in flight first
   std::size_t queued_ = 0;         // their bytes, plus kFrameOverhead each
   bool held_ = false;              // past kPrimaryHigh, not yet below kPrimaryLow
