@@ -36,8 +36,15 @@ def members(agent, prog, group, n=3, extra=None):
     commands = {"hello": {"exec": [p]}, "echo": ECHO}
     commands.update(extra or {})
     base = unique("f")
-    return [agent(commands=commands, device=f"{base}-{s}", config={"groups": [group]})
-            for s in "abcdefgh"[:n]]
+    ms = [agent(commands=commands, device=f"{base}-{s}", config={"groups": [group]})
+          for s in "abcdefgh"[:n]]
+    # `online` comes before the retained info: wait for the info too, or a member killed
+    # at once would leave no record of its groups.
+    def infos():
+        docs = {d["device"]: d for d in json.loads(lw(ms[0], "ls", "--json").stdout)}
+        return all(group in docs.get(m.device, {}).get("groups", []) for m in ms)
+    wait_until(infos, timeout=WAIT, what="every member's retained info")
+    return ms
 
 
 def wait_offline(a):
