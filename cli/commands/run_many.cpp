@@ -175,7 +175,7 @@ class ManyRuns : public RunLoop {
       for (const auto& device : next) {
         const Device* d = directory_.find(device);
         if (!d || !d->online()) {
-          fanout_.went_offline(device);
+          fanout_.offline(device);  // not asked
           note(device + ": offline, not run");
           continue;
         }

@@ -128,16 +128,10 @@ bool Fanout::went_offline(const std::string& device) {
   if (it == entries_.end() || terminal(it->second.phase) || it->second.phase == Phase::pending)
     return false;
   Entry& e = it->second;
-  if (e.phase == Phase::waiting) {
-    // Gone before it could answer: it did not run, as far as anyone can tell.
-    e.phase = Phase::offline;
-    e.status = kExitFailure;
-    e.note = "offline, not run";
-  } else {
-    e.phase = Phase::lost;
-    e.status = e.timed_out ? kExitTimeout : kExitFailure;
-    e.note = "went offline";
-  }
+  // Asked, then gone (before or after its answer came): whether it ran is unknown.
+  e.phase = Phase::lost;
+  e.status = e.timed_out ? kExitTimeout : kExitFailure;
+  e.note = "went offline";
   ended(e);
   return true;
 }

@@ -72,8 +72,8 @@ class Fanout {
   bool replied(const std::string& device);
   bool refused(const std::string& device, std::string_view code, std::string_view message);
   bool finished(const std::string& device, const Outcome& outcome);
-  // The device's status went `offline` before its run ended (failed), or before it
-  // answered (offline, not run).
+  // The device's status went `offline` after it was asked and before its run ended:
+  // failed (`went offline`), since whether it ran is unknown.
   bool went_offline(const std::string& device);
   // This device's --wait has passed without an answer (--batch: each has its own).
   bool no_answer(const std::string& device);
