@@ -5,20 +5,20 @@
 #include <deque>
 #include <map>
 #include <memory>
-#include <set>
 #include <nlohmann/json.hpp>
+#include <set>
 
-#include "protocol/names.hpp"
 #include "cli/broker/ids.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/output/devices.hpp"
 #include "cli/output/json_report.hpp"
 #include "cli/output/output.hpp"
-#include "cli/run/exit_status.hpp"
 #include "cli/run/catch_up.hpp"
+#include "cli/run/exit_status.hpp"
 #include "cli/run/fanout.hpp"
 #include "cli/run/run_loop.hpp"
 #include "cli/run/run_streams.hpp"
+#include "protocol/names.hpp"
 
 namespace linewire::cli {
 
@@ -45,7 +45,8 @@ std::optional<RunTopic> parse_run_topic(std::string_view topic, std::string_view
   std::string middle = "run/" + std::string(id) + "/";
   if (rest.substr(0, middle.size()) != middle) return std::nullopt;
   rest.remove_prefix(middle.size());
-  if (!protocol::valid_name(device) || rest.find('/') != std::string_view::npos) return std::nullopt;
+  if (!protocol::valid_name(device) || rest.find('/') != std::string_view::npos)
+    return std::nullopt;
   return RunTopic{std::string(device), std::string(rest)};
 }
 
@@ -127,7 +128,8 @@ class ManyRuns : public RunLoop {
       // request is broadcast and whoever answers within --wait is followed. Offline
       // members cannot be told from absent ones here.
       note("no device's retained status or info seen under " + ctx_.prefix + "/ on " + c_.url() +
-           "; the members of group '" + o_.group + "' cannot be known (a broker that keeps "
+           "; the members of group '" + o_.group +
+           "' cannot be known (a broker that keeps "
            "retained messages from wildcard subscriptions?): asking the group and waiting " +
            json(o_.wait_s).dump() + " s for answers");
       return true;
@@ -416,8 +418,8 @@ class ManyRuns : public RunLoop {
     auto it = catch_ups_.find(device);
     if (it == catch_ups_.end())
       it = catch_ups_
-               .emplace(device, std::make_unique<CatchUp>(c_, requester_, run_topic(device, "replay"),
-                                                          streams(device)))
+               .emplace(device, std::make_unique<CatchUp>(
+                                    c_, requester_, run_topic(device, "replay"), streams(device)))
                .first;
     return *it->second;
   }

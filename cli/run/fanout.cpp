@@ -214,9 +214,10 @@ std::vector<std::string> Fanout::running() const {
 }
 
 std::size_t Fanout::active() const {
-  return static_cast<std::size_t>(std::count_if(entries_.begin(), entries_.end(), [](const auto& kv) {
-    return kv.second.phase == Phase::waiting || kv.second.phase == Phase::running;
-  }));
+  return static_cast<std::size_t>(
+      std::count_if(entries_.begin(), entries_.end(), [](const auto& kv) {
+        return kv.second.phase == Phase::waiting || kv.second.phase == Phase::running;
+      }));
 }
 
 const Fanout::Entry* Fanout::find(std::string_view device) const {
@@ -263,9 +264,15 @@ std::vector<std::string> Fanout::summary() const {
   };
   for (const auto& [name, e] : entries_) {
     switch (e.phase) {
-      case Phase::no_answer: add(silent, name); break;
-      case Phase::offline: add(offline, name); break;
-      case Phase::skipped: add(skipped, name); break;
+      case Phase::no_answer:
+        add(silent, name);
+        break;
+      case Phase::offline:
+        add(offline, name);
+        break;
+      case Phase::skipped:
+        add(skipped, name);
+        break;
       case Phase::not_run:
         add(not_run, name);
         not_run_why = e.note;

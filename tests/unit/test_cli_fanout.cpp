@@ -120,9 +120,10 @@ TEST_CASE("fan-out: offline members are targeted, not run, and count 255") {
   CHECK(c.ok == 1);
   CHECK(c.offline == 1);
   CHECK(c.skipped == 1);
-  CHECK(f.summary() == std::vector<std::string>{
-                           "ok: a", "offline, not run: b", "skipped 1 offline: c",
-                           "2 targeted: 1 ok, 0 failed, 1 offline, 0 no answer (1 offline skipped)"});
+  CHECK(f.summary() ==
+        std::vector<std::string>{
+            "ok: a", "offline, not run: b", "skipped 1 offline: c",
+            "2 targeted: 1 ok, 0 failed, 1 offline, 0 no answer (1 offline skipped)"});
 }
 
 TEST_CASE("fan-out: skipped devices do not change the exit status; nothing run is 255") {
@@ -244,7 +245,10 @@ TEST_CASE("fan-out: without --fail-fast a failure stops nothing; Ctrl-C does") {
 TEST_CASE("json report: lines, non-UTF-8, errors, summary") {
   using nlohmann::json;
   auto l = json::parse(json_line("pi-1", "r1", false, 7, "h\xc3\xa9llo"));
-  CHECK(l == json{{"device", "pi-1"}, {"run", "r1"}, {"stream", "out"}, {"seq", 7},
+  CHECK(l == json{{"device", "pi-1"},
+                  {"run", "r1"},
+                  {"stream", "out"},
+                  {"seq", 7},
                   {"line", "h\xc3\xa9llo"}});
   auto b = json::parse(json_line("pi-1", "r1", true, std::nullopt, std::string("\xff\xfe a", 4)));
   CHECK(b["stream"] == "err");
