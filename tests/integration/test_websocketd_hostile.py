@@ -174,3 +174,25 @@ def test_binary_flood_is_held_back_for_a_slow_client(tmp_path):
         assert mark.exists()
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_cgi_request_bodies_are_bounded(tmp_path, tree):
+    """A --cgidir body is read whole by its Content-Length: past 1 MiB 413, chunked 411;
+    neither starts the script."""
+    root, _ = tree
+    runs = tmp_path / "runs"
+    script(root, "count.sh", f"echo x >> {runs}\necho 'Content-Type: text/plain'\necho\ncat\n")
+    hello = script(tmp_path, "hello.sh", "echo hi\n")
+    server = serve(tmp_path, [f"--cgidir={root}"], [hello])
+    try:
+        big = exchange(server.port, raw=b"POST /count.sh HTTP/1.1\r\nHost: x\r\n"
+                       b"Content-Length: 2000000\r\n\r\nabc")
+        assert big.status == 413
+        chunked = exchange(server.port, raw=b"POST /count.sh HTTP/1.1\r\nHost: x\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        assert chunked.status == 411
+        assert not runs.exists()
+        ok = exchange(server.port, "POST", "/count.sh", body=b"within")
+        assert ok.status == 200 and ok.body == b"within"
+    finally:
+        assert server.stop() == 0, server.log()
