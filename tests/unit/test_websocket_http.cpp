@@ -312,7 +312,7 @@ TEST_CASE("drop-in command lines refused") {
   }
 }
 
-TEST_CASE("--redirport's location") {
+TEST_CASE("the location --redirport answers with") {
   CHECK(redirect_location("example.com:8081", "127.0.0.1", 8080, false) ==
         "http://example.com:8080/");
   CHECK(redirect_location("example.com", "127.0.0.1", 443, true) == "https://example.com:443/");
