@@ -378,7 +378,13 @@ def test_websocket_viewer_of_a_history_bigger_than_the_viewer_limit(agent, tmp_p
     from wsclient import connect, read_until_closed
     big = prog("big.sh", "i=0\nwhile [ $i -lt 15000 ]; do i=$((i+1)); printf '%099d\\n' $i; done\n")
     a = ws_agent(agent, tmp_path, {"big": {"exec": [big], "history": "4MiB"}})
-    done = a.client().run("big", final_timeout=60)
-    lines, closed = read_until_closed(connect(a.ws(f"/run/{done.id}?from=1")), timeout=60)
+    # Only its state: the test client would take a while over 15,000 lines.
+    c = a.client()
+    rid = unique("big")
+    c.subscribe(c.topic(f"run/{rid}/state"))
+    assert c.start("big", {"id": rid}).get("ok") is True
+    c.wait_msg(c.topic(f"run/{rid}/state"),
+               lambda m: m.payload and m.json().get("state") == "exited", timeout=60)
+    lines, closed = read_until_closed(connect(a.ws(f"/run/{rid}?from=1")), timeout=60)
     assert closed.code == 1000, closed
     assert lines == [f"{i:099d}" for i in range(1, 15001)]
