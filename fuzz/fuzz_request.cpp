@@ -10,7 +10,7 @@
 #include "protocol/names.hpp"
 #include "protocol/request.hpp"
 
-using namespace linewire::agent;
+using namespace linewire::protocol;
 
 namespace {
 
