@@ -99,18 +99,10 @@ std::map<std::string, std::string> cgi11_env(const RequestInfo& r, const fs::pat
   if (r.tls) env["HTTPS"] = "on";
   if (content_length > 0) env["CONTENT_LENGTH"] = std::to_string(content_length);
   for (const auto& [name, value] : r.headers) {
-    std::string key = "HTTP_";
-    bool ok = !name.empty();
-    for (char c : name) {
-      if (std::isalnum(static_cast<unsigned char>(c)))
-        key.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-      else if (c == '-' || c == '_')
-        key.push_back('_');
-      else
-        ok = false;
-    }
-    // Proxy: "httpoxy" (cgi_env says why); Host is HTTP_HOST above already.
-    if (!ok || key == "HTTP_PROXY" || key == "HTTP_HOST") continue;
+    // HTTP_HOST is set above; HTTP_PROXY never passes (httpoxy, header_variable).
+    auto env_name = header_variable(name);
+    if (!env_name) continue;
+    const std::string& key = *env_name;
     if (key == "HTTP_CONTENT_TYPE") env["CONTENT_TYPE"] = value;
     auto& slot = env[key];
     if (!slot.empty()) slot += key == "HTTP_COOKIE" ? "; " : ", ";

@@ -59,6 +59,24 @@ std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space
   return out;
 }
 
+std::optional<std::string> header_variable(std::string_view name) {
+  std::string key = "HTTP_";
+  if (name.empty()) return std::nullopt;
+  for (char c : name) {
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      key.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
+    else if (c == '-' || c == '_')
+      key.push_back('_');
+    else
+      return std::nullopt;
+  }
+  // HTTP_PROXY would tell the child's HTTP libraries to use a proxy the client chose
+  // ("httpoxy"): that header is not passed on. Host is SERVER_NAME and SERVER_PORT
+  // already, and websocketd (Go) has no HTTP_HOST either.
+  if (key == "HTTP_PROXY" || key == "HTTP_HOST") return std::nullopt;
+  return key;
+}
+
 std::pair<std::string_view, std::string_view> split_target(std::string_view target) {
   auto q = target.find('?');
   if (q == std::string_view::npos) return {target, {}};
@@ -185,20 +203,9 @@ std::map<std::string, std::string> cgi_env(const RequestInfo& r) {
   if (r.tls) env["HTTPS"] = "on";
   std::map<std::string, std::string> headers;
   for (const auto& [name, value] : r.headers) {
-    std::string key = "HTTP_";
-    bool ok = !name.empty();
-    for (char c : name) {
-      if (std::isalnum(static_cast<unsigned char>(c)))
-        key.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(c))));
-      else if (c == '-' || c == '_')
-        key.push_back('_');
-      else
-        ok = false;
-    }
-    // HTTP_PROXY would tell the child's HTTP libraries to use a proxy the client
-    // chose ("httpoxy"): that header is not passed on. Host is SERVER_NAME and
-    // SERVER_PORT already, and websocketd (Go) has no HTTP_HOST either.
-    if (!ok || key == "HTTP_PROXY" || key == "HTTP_HOST") continue;
+    auto env_name = header_variable(name);
+    if (!env_name) continue;
+    const std::string& key = *env_name;
     auto& slot = headers[key];
     slot += slot.empty() ? one_line(value) : ", " + one_line(value);
   }

@@ -20,6 +20,10 @@ namespace linewire::websocket {
 std::optional<std::string> percent_decode(std::string_view s, bool plus_is_space);
 
 // "/count?arg=1" → {"/count", "arg=1"} (both still encoded).
+// A request header's CGI variable name (`X-Foo` -> `HTTP_X_FOO`); nullopt for a name
+// that cannot be one, and for Proxy and Host, which never pass as HTTP_* (httpoxy).
+std::optional<std::string> header_variable(std::string_view name);
+
 std::pair<std::string_view, std::string_view> split_target(std::string_view target);
 
 // "a=1&arg=2&arg=x%20y" → decoded pairs in order; nullopt when an escape is malformed.
