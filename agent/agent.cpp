@@ -42,6 +42,8 @@ Agent::Agent(asio::io_context& io, config::Config config, std::string version,
       state_file_(config_.state_dir),
       services_(std::make_unique<Services>(
           io, [this](const std::string& name) { return start_service(name); })),
+      schedule_(
+          std::make_unique<Schedule>(io, [this](const std::string& name) { scheduled(name); })),
       info_(std::make_unique<Throttle>(io, std::chrono::seconds(1),
                                        [this] {
                                          if (observer_) observer_->on_info(info_document());
@@ -425,6 +427,7 @@ std::optional<std::string> Agent::reload(config::Config next) {
   if (observer_) observer_->on_reconfigured(previous);
   publish_info();
   start_services();
+  if (schedule_started_) schedule_->apply(config_);
   return std::nullopt;
 }
 
@@ -467,6 +470,7 @@ void Agent::drop_queued(const std::function<bool(const Run&)>& which, const std:
 
 void Agent::shutdown(std::function<void()> done) {
   shutting_down_ = true;
+  schedule_->stop();
   drop_queued([](const Run&) { return true; }, "linewired shut down while it was queued");
   if (runs_.empty()) {
     done();

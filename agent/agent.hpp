@@ -21,6 +21,7 @@
 #include "agent/metrics.hpp"
 #include "agent/process.hpp"
 #include "agent/run.hpp"
+#include "agent/schedule.hpp"
 #include "agent/services.hpp"
 #include "agent/state_file.hpp"
 #include "agent/throttle.hpp"
@@ -99,6 +100,8 @@ class Agent final : private RunHost {
 
   // Starts every `mode: service` command (SPEC §5); once, when the agent is up.
   void start_services();
+  // Starts the `every` timers (SPEC §5); once, when the agent is up. A reload follows them.
+  void start_schedule();
 
   // SIGHUP (SPEC §6): added, removed and changed commands take effect, runs in
   // progress go on with the command they started with. Device, prefix and broker
@@ -162,6 +165,7 @@ class Agent final : private RunHost {
   Run* find_live(const std::string& id) const;  // queued or running
   void start_queued();
   std::optional<Error> start_service(const std::string& name);
+  void scheduled(const std::string& name);
   void compile_patterns();
   void save_state() const;
   void remember_finished(const RunRecord& record);
@@ -183,9 +187,11 @@ class Agent final : private RunHost {
   std::deque<std::string> finished_;                  // newest last, for keep_runs
   std::uint64_t id_counter_ = 0;
   bool shutting_down_ = false;
+  bool schedule_started_ = false;  // a reload before start-up ends must not start it
   std::function<void()> shutdown_done_;
   StateFile state_file_;
   std::unique_ptr<Services> services_;
+  std::unique_ptr<Schedule> schedule_;
   std::set<std::string> running_published_;  // commands last published `running` ON
   std::unique_ptr<Throttle> info_;           // `info` at most once a second (SPEC §6)
   History history_;

@@ -12,6 +12,8 @@ struct CommandMetrics {
   std::uint64_t runs_started = 0;
   std::uint64_t lines = 0;    // stdout and stderr lines handed to the transports
   std::uint64_t dropped = 0;  // lines of finished runs that were dropped (overflow, max_output)
+  std::uint64_t schedule_ticks = 0;    // `every` ticks (SPEC §5)
+  std::uint64_t schedule_skipped = 0;  // ticks that started nothing: the command was busy
 };
 
 struct Metrics {

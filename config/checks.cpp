@@ -132,4 +132,120 @@ std::optional<std::string> closest(std::string_view word,
   return best;
 }
 
+namespace {
+
+std::string at_char(std::size_t i) { return " (at character " + std::to_string(i + 1) + ")"; }
+
+// Jinja tags that open a block closed by `end{tag}`; `set` only without `=` (set x %}...).
+bool opens_block(std::string_view tag, std::string_view body) {
+  static constexpr std::array<std::string_view, 8> kBlocks = {
+      "if", "for", "macro", "call", "filter", "with", "block", "autoescape"};
+  if (tag == "set") return body.find('=') == std::string_view::npos;
+  return std::find(kBlocks.begin(), kBlocks.end(), tag) != kBlocks.end();
+}
+
+// A tag's body without whitespace control (`{%-`, `-%}`, `+`) and spaces.
+std::string_view trimmed(std::string_view body) {
+  const auto is_trim = [](char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '-' || c == '+';
+  };
+  while (!body.empty() && is_trim(body.front())) body.remove_prefix(1);
+  while (!body.empty() && is_trim(body.back())) body.remove_suffix(1);
+  return body;
+}
+
+std::string_view first_word(std::string_view body) {
+  std::size_t n = 0;
+  while (n < body.size() && (is_alnum(body[n]) || body[n] == '_')) ++n;
+  return body.substr(0, n);
+}
+
+// From just after `{{` or `{%`: where its closing `}}` or `%}` starts, outside strings and
+// brackets (Jinja's lexer balances them too, so `{{ {'a': 1}}}` ends at the last `}}`).
+// Sets `why` instead when the tag is broken.
+std::size_t tag_end(std::string_view t, std::size_t from, char close, std::string& why) {
+  std::string open_brackets;
+  for (std::size_t j = from; j < t.size(); ++j) {
+    const char c = t[j];
+    if (c == '\'' || c == '"') {
+      std::size_t k = j + 1;
+      while (k < t.size() && t[k] != c) k += t[k] == '\\' ? 2 : 1;
+      if (k >= t.size()) {
+        why = std::string("a string opened with ") + c + " is never closed" + at_char(j);
+        return std::string_view::npos;
+      }
+      j = k;
+    } else if (open_brackets.empty() && c == close && j + 1 < t.size() && t[j + 1] == '}') {
+      return j;
+    } else if (c == '(' || c == '[' || c == '{') {
+      open_brackets.push_back(c);
+    } else if (c == ')' || c == ']' || c == '}') {
+      const char want = c == ')' ? '(' : c == ']' ? '[' : '{';
+      if (open_brackets.empty() || open_brackets.back() != want) {
+        why = std::string("unexpected '") + c + "'" + at_char(j);
+        return std::string_view::npos;
+      }
+      open_brackets.pop_back();
+    }
+  }
+  why = std::string("'{") + (close == '}' ? '{' : '%') + "' is never closed with '" + close + "}'" +
+        at_char(from - 2);
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+std::optional<std::string> check_jinja(std::string_view t) {
+  std::vector<std::pair<std::string_view, std::size_t>> blocks;  // open block tags, where
+  std::size_t i = 0;
+  while ((i = t.find('{', i)) != std::string_view::npos && i + 1 < t.size()) {
+    const std::size_t open = i;
+    const char kind = t[open + 1];
+    if (kind == '#') {
+      const auto end = t.find("#}", open + 2);
+      if (end == std::string_view::npos)
+        return "a comment '{#' is never closed with '#}'" + at_char(open);
+      i = end + 2;
+      continue;
+    }
+    if (kind != '{' && kind != '%') {
+      ++i;  // a literal brace, as in a JSON template
+      continue;
+    }
+    std::string why;
+    const auto end = tag_end(t, open + 2, kind == '{' ? '}' : '%', why);
+    if (end == std::string_view::npos) return why;
+    i = end + 2;
+    const auto body = trimmed(t.substr(open + 2, end - open - 2));
+    if (kind == '{') {
+      if (body.empty()) return "an empty '{{ }}'" + at_char(open);
+      continue;
+    }
+    const auto tag = first_word(body);
+    if (tag.empty()) return "a '{% %}' without a tag name" + at_char(open);
+    if (tag == "raw") {
+      // Nothing inside is Jinja: skip to the end tag.
+      const auto close = t.find("endraw", i);
+      const auto after = close == std::string_view::npos ? close : t.find("%}", close);
+      if (after == std::string_view::npos)
+        return "'{% raw %}' is never closed with '{% endraw %}'" + at_char(open);
+      i = after + 2;
+    } else if (opens_block(tag, body)) {
+      blocks.emplace_back(tag, open);
+    } else if (tag.starts_with("end")) {
+      if (blocks.empty() || blocks.back().first != tag.substr(3))
+        return "'{% " + std::string(tag) + " %}' closes no '{% " + std::string(tag.substr(3)) +
+               " %}'" + at_char(open);
+      blocks.pop_back();
+    } else if ((tag == "elif" || tag == "else") &&
+               (blocks.empty() || (blocks.back().first != "if" && blocks.back().first != "for"))) {
+      return "'{% " + std::string(tag) + " %}' outside an if or for" + at_char(open);
+    }
+  }
+  if (!blocks.empty())
+    return "'{% " + std::string(blocks.back().first) + " %}' is never closed with '{% end" +
+           std::string(blocks.back().first) + " %}'" + at_char(blocks.back().second);
+  return std::nullopt;
+}
+
 }  // namespace linewire::config

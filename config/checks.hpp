@@ -26,6 +26,13 @@ std::optional<std::string> check_broker_url(std::string_view url);
 // HOST:PORT, an IPv6 host in brackets ([::1]:8080).
 std::optional<std::string> check_listen(std::string_view listen);
 
+// A Home Assistant template (value_template) that Jinja could parse, as far as its
+// delimiters go: every `{{ }}`, `{% %}` and `{# #}` closed, brackets and quotes balanced
+// inside them, no empty `{{ }}`, and block tags (if/for/...) paired with their end tags.
+// Not a Jinja parser: it catches what makes Home Assistant drop an entity (a template that
+// does not compile) without a Python dependency. The message gives the 1-based character.
+std::optional<std::string> check_jinja(std::string_view text);
+
 // The candidate that `word` most likely misspells (at most two edits, one for short
 // words), for "did you mean" hints.
 std::optional<std::string> closest(std::string_view word,

@@ -95,37 +95,6 @@ void read_transports(Reader& r, const Entry& e, Command& c) {
   c.websocket = websocket;
 }
 
-void read_entity(Reader& r, const Entry& e, HomeAssistantCommand& ha) {
-  // `homeassistant: false` hides the command; a mapping tunes its entity.
-  if (e.value.IsScalar()) {
-    assign(ha.enabled, r.boolean(e));
-    return;
-  }
-  ha.enabled = true;
-  // Discovery keys passed to Home Assistant as they are; the rest are the agent's.
-  const auto extra = [&](const Entry& x) {
-    if (auto value = r.text(x, true)) ha.extra[x.key.Scalar()] = std::move(*value);
-  };
-  r.mapping(e, {
-                   {"component",
-                    [&](const Entry& x) {
-                      assign(ha.component,
-                             r.choice<std::string>(x, {{"button", "button"},
-                                                       {"sensor", "sensor"},
-                                                       {"binary_sensor", "binary_sensor"},
-                                                       {"switch", "switch"}}));
-                    }},
-                   {"unit_of_measurement", extra},
-                   {"device_class", extra},
-                   {"state_class", extra},
-                   {"icon", extra},
-                   {"entity_category", extra},
-                   {"value_template", extra},
-                   {"expire_after", extra},
-                   {"force_update", extra},
-               });
-}
-
 // Names of auth.keys, checked once the whole file (auth may come later) is read.
 void read_keys(Reader& r, const Entry& e, Command& c, const Config& config) {
   const auto elements = r.list(e);
@@ -146,6 +115,7 @@ void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
   using std::chrono::seconds;
   bool has_exec = false;
   std::optional<Entry> unsigned_entry;
+  std::optional<Entry> every_entry;
   r.mapping(
       e, {
              {"exec",
@@ -191,6 +161,12 @@ void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
                                                   {"service", Mode::service}}));
               }},
              {"restart_delay", [&](const Entry& x) { assign(c.restart_delay, r.duration(x)); }},
+             // A schedule under a second would be a busy loop, not a sensor.
+             {"every",
+              [&](const Entry& x) {
+                every_entry = x;
+                assign(c.every, r.duration(x, seconds(1)));
+              }},
              {"homeassistant", [&](const Entry& x) { read_entity(r, x, c.homeassistant); }},
              {"keys", [&](const Entry& x) { read_keys(r, x, c, config); }},
              {"unsigned",
@@ -201,6 +177,9 @@ void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
          });
   if (!has_exec && (e.value.IsMap() || e.value.IsNull()))
     r.problem_at_key(e, "has no exec (the program to run and its arguments)");
+  // SPEC §5: a service runs all the time; a schedule is for on-demand commands.
+  if (every_entry && c.every && c.mode == Mode::service)
+    r.problem(*every_entry, "is for on-demand commands; a service already runs all the time");
   // SPEC §11: keys mean "always signed"; unsigned means "signature optional".
   if (!c.keys.empty() && c.unsigned_ok && unsigned_entry)
     r.problem(*unsigned_entry,
@@ -211,7 +190,9 @@ void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
 }  // namespace
 
 void read_commands(Reader& r, const Entry& e, Config& config) {
+  std::vector<Entry> entries;
   r.entries(e, [&](const Entry& entry) {
+    entries.push_back(entry);
     Entry c = entry;
     c.what = "command '" + c.key.Scalar() + "'";
     Command command;
@@ -222,6 +203,8 @@ void read_commands(Reader& r, const Entry& e, Config& config) {
     read_command(r, c, command, config);
     config.commands.push_back(std::move(command));
   });
+  // Once the whole file is read: `homeassistant.discovery` may come after the commands.
+  r.later([&r, &config, entries] { check_discovery_names(r, entries, config); });
 }
 
 }  // namespace linewire::config

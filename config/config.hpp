@@ -88,6 +88,8 @@ struct Command {
   bool websocket = false;
   Mode mode = Mode::on_demand;
   Duration restart_delay{std::chrono::seconds(5)};
+  // SPEC §5: also started by the agent every this long (with up to 10 % delay), at least 1 s.
+  std::optional<Duration> every;
   HomeAssistantCommand homeassistant;
   // SPEC §11: non-empty means only requests signed by one of these keys run it.
   std::vector<std::string> keys;

@@ -13,6 +13,10 @@ void read_commands(Reader& r, const Entry& e, Config& config);
 void read_websocket(Reader& r, const Entry& e, WebSocket& websocket);
 void read_homeassistant(Reader& r, const Entry& e, HomeAssistant& homeassistant);
 void read_auth(Reader& r, const Entry& e, Auth& auth);
+// A command's `homeassistant:` (homeassistant.cpp).
+void read_entity(Reader& r, const Entry& e, HomeAssistantCommand& ha);
+// Commands whose names meet in one discovery topic (`b.up`, `b_up`), when discovery is on.
+void check_discovery_names(Reader& r, const std::vector<Entry>& commands, const Config& config);
 
 // A section's value with a check of its own (prefix, URL, ...): the text, or nullopt
 // after reporting why it is wrong.

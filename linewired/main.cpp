@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
     if (listener) listener->start();
     transport.start();
     agent.start_services();
+    agent.start_schedule();
     io.run();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());

@@ -25,6 +25,8 @@ packages=(
   rabbitmq-server
   # integration tests of signed requests: Ed25519 signing in Python
   python3-cryptography
+  # Home Assistant tests (issue 20): render the discovery templates with Jinja2, as HA does
+  python3-jinja2
   # WebSocket tests (issue 5): a client, websocketd as the differential oracle,
   # openssl for a test certificate, headless chromium for the example page
   python3-websocket websocketd openssl chromium

@@ -21,6 +21,7 @@ REQUIRED = {
     "binary_sensor": {"state_topic", "payload_on", "payload_off"},
     "switch": {"command_topic", "state_topic", "payload_on", "payload_off", "state_on",
                "state_off", "retain"},
+    "event": {"state_topic", "event_types", "value_template"},
 }
 
 
@@ -77,7 +78,8 @@ def test_discovery_configs_have_what_home_assistant_requires(agent):
     want = {topic("button", a, "count"), topic("sensor", a, "count"),
             topic("binary_sensor", a, "count"), topic("switch", a, "svc"),
             topic("sensor", a, "svc"), topic("binary_sensor", a, "svc"),
-            topic("button", a, "quiet"), topic("binary_sensor", a, "quiet")}
+            topic("button", a, "quiet"), topic("binary_sensor", a, "quiet"),
+            topic("event", a, "count"), topic("event", a, "svc"), topic("event", a, "quiet")}
     wait_discovery(a, want)
     docs = discovery(a)
     assert set(docs) == want, sorted(docs)
@@ -105,6 +107,11 @@ def test_discovery_configs_have_what_home_assistant_requires(agent):
     assert (sw["payload_on"], sw["payload_off"]) == ("ON", "OFF")
     assert (sw["state_on"], sw["state_off"]) == ("ON", "OFF")
     assert sw["retain"] is False
+
+    e = docs[topic("event", a, "count")]
+    check_common(e, a, "event", "count finished", f"{base}_count_finished")
+    assert e["state_topic"] == f"{a.base}/cmd/count/result"
+    assert e["event_types"] == ["exited", "killed", "failed", "lost"]
 
 
 def test_pressing_the_button_starts_a_run(agent):

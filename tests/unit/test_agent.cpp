@@ -879,3 +879,44 @@ TEST_CASE("sinks hear a run's lines and its end; a congested primary holds it", 
     CHECK(dropped_viewer.finished[0].phase == RunPhase::failed);
   }
 }
+
+TEST_CASE("every: ticks start runs of transport schedule, skipped and counted when busy",
+          "[agent][schedule]") {
+  auto t = command("temp");
+  t.every = 50ms;
+  t.max_instances = 1;
+  t.on_busy = config::OnBusy::queue;  // skipped all the same (SPEC §5)
+  Fixture f(make_config({t}));
+  const auto started = std::chrono::steady_clock::now();
+  f.agent->start_schedule();
+  REQUIRE(f.until([&] { return f.launcher.children.size() == 1; }));
+  CHECK(std::chrono::steady_clock::now() - started >= 50ms);  // one period after start
+  bool schedule_env = false;
+  for (const auto& e : f.launcher.last().spec.env)
+    schedule_env = schedule_env || e == "LINEWIRE_TRANSPORT=schedule";
+  CHECK(schedule_env);
+  // The run goes on: the next ticks find temp at max_instances, and nothing queues.
+  REQUIRE(f.until([&] { return f.agent->metrics().commands["temp"].schedule_skipped >= 2; }));
+  CHECK(f.launcher.children.size() == 1);
+  f.launcher.last().exit(0);
+  REQUIRE(f.until([&] { return f.launcher.children.size() == 2; }));
+  const auto& m = f.agent->metrics().commands["temp"];
+  CHECK(m.schedule_ticks >= 3);
+  CHECK(m.runs_started == 2);
+
+  SECTION("a reload that removes every stops it") {
+    f.launcher.last().exit(0);
+    auto plain = command("temp");
+    CHECK_FALSE(f.agent->reload(make_config({plain})));
+    run_for(f.io, 200ms);
+    CHECK(f.launcher.children.size() == 2);
+  }
+  SECTION("shutdown stops it") {
+    f.launcher.last().dies_on = {SIGTERM};
+    bool done = false;
+    f.agent->shutdown([&] { done = true; });
+    REQUIRE(f.until([&] { return done; }));
+    run_for(f.io, 200ms);
+    CHECK(f.launcher.children.size() == 2);
+  }
+}

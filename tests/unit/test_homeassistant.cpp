@@ -12,6 +12,7 @@
 #include <string>
 
 #include "agent/auth_policy.hpp"
+#include "config/checks.hpp"
 #include "config/load.hpp"
 #include "transports/mqtt/homeassistant.hpp"
 
@@ -67,7 +68,7 @@ void check_common(const json& d, const std::string& component, const std::string
 TEST_CASE("an on-demand command is a button, a sensor and a running binary_sensor", "[ha]") {
   auto c = load(kHeader + "commands: {count: {exec: [/bin/echo]}}\n");
   auto d = docs(c);
-  REQUIRE(d.size() == 3);
+  REQUIRE(d.size() == 4);  // and the event, below
 
   const auto& button = d.at("homeassistant/button/pi-1/count/config");
   check_common(button, "button", "count", "linewire_pi-1_count");
@@ -239,4 +240,151 @@ TEST_CASE("published topics survive a restart in the state_dir", "[ha]") {
   CHECK(ha::load_published(dir.string()).empty());
   CHECK(ha::load_published("").empty());
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("every command HA sees has an event entity reading cmd/{c}/result", "[ha]") {
+  auto d = docs(load(kHeader + R"(commands:
+  backup: {exec: [/bin/true]}
+  svc: {exec: [/bin/cat], mode: service}
+  hidden: {exec: [/bin/true], homeassistant: false}
+)"));
+  for (const std::string name : {"backup", "svc"}) {
+    const auto& e = d.at("homeassistant/event/pi-1/" + name + "/config");
+    check_common(e, "event", name + " finished", "linewire_pi-1_" + name + "_finished");
+    CHECK(e.at("state_topic") == "linewire/pi-1/cmd/" + name + "/result");
+    CHECK(e.at("event_types") == json::array({"exited", "killed", "failed", "lost"}));
+    // Every field read with .get(): killed has no exit_code, lost neither (SPEC §9).
+    const std::string t = e.at("value_template");
+    CHECK(t.find("\"event_type\": value_json.state") != std::string::npos);
+    for (const std::string field :
+         {"exit_code", "signal", "reason", "duration_ms", "lines", "run", "key"})
+      CHECK(t.find("value_json.get(\"" + field + "\")") != std::string::npos);
+    CHECK_FALSE(cfg::check_jinja(t));
+  }
+  CHECK(d.count("homeassistant/event/pi-1/hidden/config") == 0);
+}
+
+TEST_CASE("a command with unsigned arguments has a text entity; a signed one has none", "[ha]") {
+  auto d = docs(load(kHeader + R"(auth:
+  keys: {alice: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIABFecenpo/dUt0uXXh6ZQK6fsXERFlIXby54MsRZSMU a"}
+commands:
+  greet: {exec: [/bin/echo], args: {pattern: '[a-z]+|x', max: 1}}
+  plain: {exec: [/bin/echo]}
+  keyed: {exec: [/bin/echo], args: {pattern: '.*'}, keys: [alice]}
+)"));
+  const auto& t = d.at("homeassistant/text/pi-1/greet/config");
+  check_common(t, "text", "greet args", "linewire_pi-1_greet_args");
+  CHECK(t.at("command_topic") == "linewire/pi-1/cmd/greet/start");
+  CHECK(t.at("command_template") == "{\"args\": [{{ value | tojson }}]}");
+  // HA matches with Python's re.match, a prefix match: anchored, and grouped so that an
+  // alternation is anchored as a whole.
+  CHECK(t.at("pattern") == "^(?:[a-z]+|x)$");
+  CHECK(t.at("max") == 255);
+  CHECK(t.at("min") == 0);
+  CHECK(t.at("mode") == "text");
+  CHECK(t.at("retain") == false);
+  CHECK_FALSE(t.contains("state_topic"));
+  CHECK(d.count("homeassistant/text/pi-1/plain/config") == 0);
+  CHECK(d.count("homeassistant/text/pi-1/keyed/config") == 0);
+}
+
+TEST_CASE("a scheduled command's sensor expires after three periods", "[ha]") {
+  auto d = docs(load(kHeader + R"(commands:
+  temp: {exec: [/bin/cat], every: 1m}
+  odd: {exec: [/bin/cat], every: 1500ms}
+  own: {exec: [/bin/cat], every: 1m, homeassistant: {expire_after: 1000}}
+  plain: {exec: [/bin/cat]}
+)"));
+  CHECK(d.at("homeassistant/sensor/pi-1/temp/config").at("expire_after") == 180);
+  CHECK(d.at("homeassistant/sensor/pi-1/odd/config").at("expire_after") == 5);  // 4.5 s up
+  CHECK(d.at("homeassistant/sensor/pi-1/own/config").at("expire_after") == 1000);
+  CHECK_FALSE(d.at("homeassistant/sensor/pi-1/plain/config").contains("expire_after"));
+}
+
+namespace {
+
+// The keys Home Assistant's MQTT platforms accept in a discovery config, read from
+// home-assistant/core homeassistant/components/mqtt/: config.py (MQTT_BASE_SCHEMA: qos,
+// encoding; MQTT_RO_SCHEMA: state_topic, value_template; MQTT_RW_SCHEMA: command_topic,
+// optimistic, retain, state_topic), schemas.py (MQTT_ENTITY_COMMON_SCHEMA with the
+// availability keys) and each platform's _PLATFORM_SCHEMA_BASE. Discovery drops any other
+// key silently (extra=vol.REMOVE_EXTRA), so a misspelt key would just not work.
+const std::set<std::string> kCommon = {"qos",
+                                       "encoding",
+                                       "availability",
+                                       "availability_mode",
+                                       "availability_template",
+                                       "availability_topic",
+                                       "payload_available",
+                                       "payload_not_available",
+                                       "device",
+                                       "origin",
+                                       "enabled_by_default",
+                                       "entity_category",
+                                       "entity_picture",
+                                       "icon",
+                                       "json_attributes_topic",
+                                       "json_attributes_template",
+                                       "default_entity_id",
+                                       "unique_id",
+                                       "name"};
+const std::map<std::string, std::set<std::string>> kPlatform = {
+    {"button", {"command_topic", "command_template", "device_class", "payload_press", "retain"}},
+    {"sensor",
+     {"state_topic", "value_template", "device_class", "expire_after", "force_update",
+      "last_reset_value_template", "options", "suggested_display_precision", "state_class",
+      "unit_of_measurement"}},
+    {"binary_sensor",
+     {"state_topic", "value_template", "device_class", "expire_after", "force_update", "off_delay",
+      "payload_off", "payload_on"}},
+    {"switch",
+     {"command_topic", "command_template", "optimistic", "retain", "state_topic", "value_template",
+      "device_class", "payload_off", "payload_on", "state_off", "state_on"}},
+    {"event", {"state_topic", "value_template", "device_class", "event_types"}},
+    {"text",
+     {"command_topic", "command_template", "optimistic", "retain", "state_topic", "value_template",
+      "max", "min", "mode", "pattern"}},
+};
+// MQTT_ENTITY_DEVICE_INFO_SCHEMA and MQTT_ORIGIN_INFO_SCHEMA.
+const std::set<std::string> kDevice = {"identifiers", "connections",    "manufacturer",
+                                       "model",       "model_id",       "name",
+                                       "hw_version",  "serial_number",  "sw_version",
+                                       "via_device",  "suggested_area", "configuration_url"};
+const std::set<std::string> kOrigin = {"name", "sw_version", "support_url"};
+
+}  // namespace
+
+TEST_CASE("every key of every discovery config is one its HA platform knows", "[ha]") {
+  auto c = load(kHeader + R"(commands:
+  temp:
+    exec: [/bin/cat]
+    every: 1m
+    args: {pattern: '[0-9]+'}
+    homeassistant: {unit_of_measurement: "°C", device_class: temperature, state_class: measurement,
+                    force_update: true, icon: "mdi:thermometer", entity_category: diagnostic,
+                    value_template: "{{ value | float }}"}
+  door: {exec: [/bin/cat], homeassistant: {component: binary_sensor, device_class: door,
+                                            expire_after: 60}}
+  pump: {exec: [/bin/cat], homeassistant: {component: switch, icon: "mdi:pump"}}
+  reboot: {exec: [/bin/true], homeassistant: {component: button, device_class: restart}}
+  svc: {exec: [/bin/cat], mode: service}
+)");
+  std::set<std::string> components;
+  for (const auto& d : ha::documents(c, "1.2.3")) {
+    const auto from = std::string("homeassistant/").size();
+    const std::string component = d.topic.substr(from, d.topic.find('/', from) - from);
+    INFO(d.topic);
+    REQUIRE(kPlatform.count(component) == 1);
+    components.insert(component);
+    const json doc = json::parse(d.payload);
+    for (const auto& [key, value] : doc.items()) {
+      INFO(key);
+      CHECK((kCommon.count(key) == 1 || kPlatform.at(component).count(key) == 1));
+    }
+    for (const auto& [key, value] : doc.at("device").items()) CHECK(kDevice.count(key) == 1);
+    for (const auto& [key, value] : doc.at("origin").items()) CHECK(kOrigin.count(key) == 1);
+  }
+  // Every platform we publish was checked.
+  CHECK(components ==
+        std::set<std::string>{"button", "sensor", "binary_sensor", "switch", "event", "text"});
 }

@@ -18,9 +18,9 @@ using nlohmann::json;
 
 namespace {
 
-// The keys a command's `homeassistant` mapping may pass through (config/command.cpp),
-// per component: Home Assistant refuses a discovery config with a key its platform
-// does not know, so each entity gets only its own.
+// The keys a command's `homeassistant` mapping may pass through (config/homeassistant.cpp),
+// per component: Home Assistant's discovery drops a key its platform does not know, so
+// each entity gets only its own and a typo is refused by --check-config instead.
 bool key_fits(std::string_view component, std::string_view key) {
   if (key == "icon" || key == "entity_category" || key == "device_class") return true;
   if (component == "sensor")
@@ -46,6 +46,19 @@ json typed(std::string_view key, const std::string& value) {
   if (key == "force_update" && (value == "true" || value == "false")) return value == "true";
   return value;
 }
+
+// HA's event payload (SPEC §9) from a final state document (§4): `event_type` from
+// `state`, the useful fields as attributes. Not every state has every field (`killed` has
+// no exit_code, `lost` neither), so they are read with .get() and come as null.
+constexpr const char* kEventTemplate =
+    R"({{ {"event_type": value_json.state, "exit_code": value_json.get("exit_code"), )"
+    R"("signal": value_json.get("signal"), "reason": value_json.get("reason"), )"
+    R"("error": value_json.get("error"), "duration_ms": value_json.get("duration_ms"), )"
+    R"("lines": value_json.get("lines"), "run": value_json.get("run"), )"
+    R"("key": value_json.get("key")} | tojson }})";
+
+// A start request with the typed text as its one argument, JSON-escaped by Jinja.
+constexpr const char* kArgsTemplate = R"({"args": [{{ value | tojson }}]})";
 
 class Builder {
  public:
@@ -97,6 +110,8 @@ class Builder {
       if (reader == "sensor") {
         // HA refuses a sensor state over 255 characters; a line can be 64 KiB.
         doc["value_template"] = "{{ value[:255] }}";
+        // A scheduled sensor that missed three ticks shows as unavailable, not stale.
+        if (c.every) doc["expire_after"] = (c.every->count() * 3 + 999) / 1000;  // whole seconds
       } else {
         doc["payload_on"] = "ON";
         doc["payload_off"] = "OFF";
@@ -112,6 +127,28 @@ class Builder {
     running["payload_off"] = "OFF";
     running["device_class"] = "running";
     emit("binary_sensor", c.name, running);
+
+    // Runs that end (SPEC §9). HA ignores retained messages on an event's topic, so the
+    // retained result never replays an old run's end.
+    json finished = common("event", c.name + " finished", base + "_finished");
+    finished["state_topic"] = topics_.command(c.name, "result");
+    finished["event_types"] = {"exited", "killed", "failed", "lost"};
+    finished["value_template"] = kEventTemplate;
+    emit("event", c.name, finished);
+
+    // An argument typed in HA. HA checks `pattern` with Python's re.match, a prefix match,
+    // so it is anchored at both ends as the agent matches it.
+    if (c.args && agent::accepts_unsigned(config_, c)) {
+      json text = common("text", c.name + " args", base + "_args");
+      text["command_topic"] = topics_.command(c.name, "start");
+      text["command_template"] = kArgsTemplate;
+      text["pattern"] = "^(?:" + c.args->pattern + ")$";
+      text["min"] = 0;
+      text["max"] = 255;  // HA's limit for a state
+      text["mode"] = "text";
+      text["retain"] = false;  // as the button: a retained start would replay
+      emit("text", c.name, text);
+    }
   }
 
   std::vector<Discovery> take() { return std::move(out_); }

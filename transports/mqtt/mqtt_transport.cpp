@@ -173,7 +173,11 @@ void Transport::publish_last(const std::string& command) {
 void Transport::on_state(const agent::Run& run, const std::string& document, bool final) {
   if (final) {
     publish_last(run.command().name);
-  } else if (run.command().retain_last) {
+    publish_state(run.id(), document);
+    publish_result(run.command().name, document);
+    return;
+  }
+  if (run.command().retain_last) {
     auto& slot = last_->entries[run.command().name];
     if (!slot) slot = std::make_unique<LastLines::Entry>(io_);
     slot->newest_run = run.id();
@@ -184,6 +188,13 @@ void Transport::on_state(const agent::Run& run, const std::string& document, boo
 
 void Transport::on_record_final(const agent::RunRecord& record, const std::string& document) {
   publish_state(record.run, document);
+  publish_result(record.command, document);
+}
+
+// `cmd/{c}/result` (SPEC §4): the newest final state, retained with no expiry, right after
+// the run's own state; keep_runs never clears it.
+void Transport::publish_result(const std::string& command, const std::string& document) {
+  client_.publish(topics_.command(command, "result"), document, retained_);
 }
 
 // Retained, and with MQTT 5 expiring after run_state_ttl (SPEC §4).

@@ -83,6 +83,7 @@ class Transport final : private agent::AgentObserver {
 
   void publish_last(const std::string& command);
   void publish_state(const std::string& run, const std::string& document);
+  void publish_result(const std::string& command, const std::string& document);
   std::vector<std::string> filters() const;
   void publish_running();
   void publish_discovery();

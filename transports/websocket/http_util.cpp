@@ -303,6 +303,9 @@ std::string metrics_text(const agent::Metrics& metrics, const std::vector<Comman
   family("linewire_dropped_lines_total", "counter",
          "Output lines dropped (overflow: drop, max_output) by finished runs, by command.",
          [&](const std::string& n) { return find(n).dropped; });
+  family("linewire_schedule_skipped_total", "counter",
+         "Ticks of `every` that started nothing: the command was busy (SPEC §5), by command.",
+         [&](const std::string& n) { return find(n).schedule_skipped; });
   out +=
       "# HELP linewire_broker_reconnects_total Broker connections lost.\n"
       "# TYPE linewire_broker_reconnects_total counter\n"
