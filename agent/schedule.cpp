@@ -71,25 +71,28 @@ void Agent::start_schedule() {
 }
 
 // The agent's side: a tick is a start of transport `schedule`, skipped (and counted) when
-// the command is at max_instances, whatever on_busy says (SPEC §5).
+// the command is at max_instances, whatever on_busy says (SPEC §5); also when the device
+// is at max_runs, so that a tick never queues or replaces either.
 void Agent::scheduled(const std::string& name) {
   const config::Command* c = config_.find_command(name);
   if (shutting_down_ || !c || !c->every) return;
   auto& m = metrics_.commands[name];
   ++m.schedule_ticks;
-  if (c->max_instances > 0 && instances(name) >= c->max_instances) {
+  if (!has_capacity(*c)) {
     ++m.schedule_skipped;
-    spdlog::info("schedule '{}': tick skipped, at max_instances ({})", name, c->max_instances);
+    const bool command_full = c->max_instances > 0 && instances(name) >= c->max_instances;
+    spdlog::info("schedule '{}': tick skipped, {}", name,
+                 command_full ? "at max_instances (" + std::to_string(c->max_instances) + ")"
+                              : config_.device + " is at max_runs (" +
+                                    std::to_string(config_.limits.max_runs) + ")");
     return;
   }
   RunOrigin origin;
   origin.transport = "schedule";
+  // A failed start (spawn_failed) is published as a failed run of its own.
   auto result = start(*c, StartRequest{}, std::move(origin));
-  // A failed start (spawn_failed) was published as a failed run; busy here is max_runs.
-  if (auto* error = std::get_if<Error>(&result)) {
-    if (error->code == ErrorCode::busy) ++m.schedule_skipped;
+  if (auto* error = std::get_if<Error>(&result))
     spdlog::warn("schedule '{}': {}", name, error->message);
-  }
 }
 
 }  // namespace linewire::agent

@@ -920,3 +920,20 @@ TEST_CASE("every: ticks start runs of transport schedule, skipped and counted wh
     CHECK(f.launcher.children.size() == 2);
   }
 }
+
+TEST_CASE("every: a tick that finds the device at max_runs is skipped, not queued",
+          "[agent][schedule]") {
+  auto t = command("temp");
+  t.every = 50ms;
+  t.on_busy = config::OnBusy::queue;
+  auto other = command("other");
+  auto cfg = make_config({t, other});
+  cfg.limits.max_runs = 1;
+  Fixture f(std::move(cfg));
+  f.start("other", "o1");
+  f.agent->start_schedule();
+  REQUIRE(f.until([&] { return f.agent->metrics().commands["temp"].schedule_skipped >= 2; }));
+  CHECK(f.launcher.children.size() == 1);
+  f.child("o1").exit(0);
+  REQUIRE(f.until([&] { return f.launcher.children.size() == 2; }));  // the next tick runs
+}
