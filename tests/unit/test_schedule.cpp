@@ -6,7 +6,6 @@
 #include <chrono>
 #include <map>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "agent/schedule.hpp"
@@ -32,7 +31,7 @@ cfg::Config with_every(std::map<std::string, cfg::Duration> every) {
   return c;
 }
 
-// Runs the loop for `d` and returns when each command ticked, relative to `from`.
+// Runs the loop for `d` of real time: the schedule's timers are real steady_timers.
 void run_for(boost::asio::io_context& io, Clock::duration d) {
   io.restart();
   io.run_for(d);
