@@ -157,7 +157,8 @@ def test_republished_when_home_assistant_comes_online(agent):
     c.assert_none(f"{HA}/#", duration=0.5, what="a config before HA's birth")
     since = c.mark()
     c.publish(f"{HA}/status", "online")
-    every = {t, topic("sensor", a, "count"), topic("binary_sensor", a, "count")}
+    every = {t, topic("sensor", a, "count"), topic("binary_sensor", a, "count"),
+             topic("event", a, "count")}
     c.wait_for(lambda msgs: every <= {m.topic for m in msgs[since:] if m.payload},
                what="every config again")
     # `offline` (HA's last will) asks for nothing.
