@@ -2,6 +2,7 @@
 
 #include <mqtt/async_client.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -73,7 +74,12 @@ struct Connection::Impl final : paho::iaction_listener {
   }
 
   // Publish completions (QoS 1: PUBACK) on Paho's threads.
-  void on_success(const paho::token&) override { settle(); }
+  void on_success(const paho::token&) override {
+    // We send nothing back for a PUBACK: ACK it now, or the broker's Nagle holds what
+    // it has for us next (a start's reply, its first line) until our delayed ACK.
+    protocol::quick_ack(fd);
+    settle();
+  }
   void on_failure(const paho::token&) override { settle(); }
   void settle() {
     {
@@ -84,6 +90,9 @@ struct Connection::Impl final : paho::iaction_listener {
   }
 
   void on_message(const paho::const_message_ptr& m) {
+    // A QoS 1 message's PUBACK carries our ACK; a QoS 0 one gets nothing back, so ACK
+    // at once, or the broker's Nagle holds the next message until our delayed ACK.
+    if (m->get_qos() == 0) protocol::quick_ack(fd);
     Event e;
     e.message.topic = m->get_topic();
     e.message.payload = m->to_string();
@@ -117,6 +126,8 @@ struct Connection::Impl final : paho::iaction_listener {
   }
 
   bool v5 = true;
+  int port = 0;             // the broker's, to find Paho's socket
+  std::atomic<int> fd{-1};  // Paho's socket while connected, else -1
   std::unique_ptr<paho::async_client> client;
   std::mutex mu;
   std::condition_variable cv;
@@ -134,6 +145,7 @@ Connection::Connection(BrokerOptions options, std::string prefix)
       replay_topic_(prefix + "/_client/" + client_id_ + "/replay"),
       impl_(std::make_shared<Impl>()) {
   impl_->v5 = options_.v5;
+  impl_->port = protocol::url_port(options_.url);
   paho::create_options create(options_.v5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1);
   // A signal or an `eof` sent while the connection is away leaves once it is back.
   create.set_send_while_disconnected(true, true);
@@ -146,13 +158,15 @@ Connection::Connection(BrokerOptions options, std::string prefix)
   Impl* impl = impl_.get();
   impl->client->set_message_callback([impl](paho::const_message_ptr m) { impl->on_message(m); });
   impl->client->set_connection_lost_handler([impl](const std::string& cause) {
+    impl->fd = -1;
     Event e;
     e.kind = Event::Kind::lost;
     e.cause = cause;
     impl->push(std::move(e));
   });
   impl->client->set_connected_handler([impl](const std::string&) {
-    protocol::set_tcp_nodelay_on_connected_sockets();
+    impl->fd = protocol::tune_broker_socket(impl->port);
+    protocol::quick_ack(impl->fd);
     std::vector<std::string> renew;
     {
       std::lock_guard lock(impl->mu);
@@ -222,11 +236,16 @@ void Connection::subscribe_now(const std::vector<std::string>& filters, bool no_
   auto deadline = Clock::now() + kSubscribeTimeout;
   std::vector<std::pair<std::string, paho::token_ptr>> tokens;
   try {
+    // One SUBSCRIBE per filter: Paho C++ 1.2's subscribe of a collection with MQTT 5
+    // options crashes in MQTTAsync_subscribeMany.
     for (const auto& f : filters)
       tokens.emplace_back(f, impl_->client->subscribe(f, 1, impl_->subscribe_options(no_local)));
     for (auto& [filter, token] : tokens) {
       if (!wait(*token, deadline))
         throw Failure("the broker did not confirm the subscription to " + filter);
+      // We send nothing back for a SUBACK: on a broker with Nagle on, the next SUBACKs
+      // and the retained messages behind them waited for our delayed ACK (40 ms).
+      protocol::quick_ack(impl_->fd);
       const auto response = token->get_subscribe_response();
       for (auto rc : response.get_reason_codes())
         if (rc >= 0x80)

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include "protocol/connack.hpp"
+#include "protocol/tcp_nodelay.hpp"
 
 using linewire::protocol::connack_refusal;
 using linewire::protocol::describe;
@@ -42,4 +43,19 @@ TEST_CASE("the log line says refused, why, and what to change", "[connack]") {
         "refused by the broker: unsupported protocol version (the broker does not speak this "
         "MQTT version: set broker.protocol to 3.1.1 or auto)");
   CHECK(describe(*connack_refusal(3)) == "refused by the broker: server unavailable");
+}
+
+// The broker socket is found by its peer port (protocol/tcp_nodelay.cpp): the URL's, or
+// the scheme's usual one.
+TEST_CASE("a broker URL's port, given or the scheme's", "[connack]") {
+  using linewire::protocol::url_port;
+  CHECK(url_port("mqtt://localhost:1884") == 1884);
+  CHECK(url_port("tcp://10.0.0.2") == 1883);
+  CHECK(url_port("mqtts://broker.example") == 8883);
+  CHECK(url_port("ssl://broker.example:8884") == 8884);
+  CHECK(url_port("ws://host:9001/mqtt") == 9001);
+  CHECK(url_port("wss://host/mqtt") == 443);
+  CHECK(url_port("mqtt://[::1]:1885") == 1885);
+  CHECK(url_port("mqtt://[::1]") == 1883);
+  CHECK(url_port("localhost") == 1883);
 }
