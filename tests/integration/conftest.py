@@ -48,11 +48,19 @@ def make_broker(tmp_path, request):
         return b.start()
 
     yield factory
+    # A broker that ended while the test ran, without the test stopping it, was ended by
+    # something else on the machine (its log then ends with "terminating"): say so, it
+    # explains every failure after it.
+    died = [(b, b.proc.poll()) for b in brokers
+            if b.proc is not None and b.proc.poll() is not None]
     for b in brokers:
         b.kill()
     if _failed(request):
         for b in brokers:
             print(f"----- {b.log_path}\n{b.log_text()[-6000:]}")
+        for b, rc in died:
+            print(f"----- mosquitto on port {b.port} ended during the test (exit {rc}), "
+                  "and the test did not stop it")
 
 
 @pytest.fixture
