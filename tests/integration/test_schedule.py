@@ -50,9 +50,10 @@ def test_every_starts_runs_of_transport_schedule(agent):
     # The agent was up before `online`: its first tick is at most a little before that + 1 s.
     assert runs[0][0] - online >= 0.8, runs[0][0] - online
     for (t0, _), (t1, _) in zip(runs, runs[1:]):
-        assert 0.85 <= t1 - t0 <= 1.25 * SLOWDOWN, t1 - t0
-    # Four ticks: due at most 4.4 s after start (plus the delivery's own time).
-    assert runs[3][0] - runs[0][0] <= 3.4 * SLOWDOWN
+        assert 0.6 <= t1 - t0 <= 1.5 * SLOWDOWN, t1 - t0
+    # Ticks 1 and 4 are due 3 s apart, give or take one tick's delay of up to 0.1 s (and
+    # delivery): late ticks do not add up.
+    assert 2.6 <= runs[3][0] - runs[0][0] <= 3.6 * SLOWDOWN
     c.wait_payload(f"{a.base}/cmd/temp/last", "schedule", since)
 
 
@@ -127,7 +128,7 @@ def test_a_command_that_always_fails_keeps_its_schedule(agent):
                timeout=6 * SLOWDOWN, what="three failed scheduled runs")
     results = [m for m in c.snapshot(f"{a.base}/cmd/broken/result", since)]
     assert all(m.json()["exit_code"] == 4 for m in results)
-    assert results[2].time - results[0].time <= 2.6 * SLOWDOWN
+    assert results[2].time - results[0].time <= 3.0 * SLOWDOWN
 
 
 def check_config(tmp_path, text):

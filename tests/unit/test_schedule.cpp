@@ -69,23 +69,24 @@ TEST_CASE("a schedule ticks one period after it starts, then every period", "[sc
   Schedule s(io, [&](const std::string& name) { ticks[name].push_back(Clock::now()); });
   const auto start = Clock::now();
   s.apply(with_every({{"a", 100ms}}));
-  run_for(io, 1050ms);
+  run_for(io, 1150ms);  // ticks 1 to 11 are due by then, 12 is not
   const auto& a = ticks["a"];
   REQUIRE(a.size() >= 9);
-  CHECK(a.size() <= 10);
+  CHECK(a.size() <= 11);
   CHECK(a.front() - start >= 100ms);
   for (std::size_t i = 0; i < a.size(); ++i) {
-    // Each due at (i+1) periods plus up to 10 ms of jitter; late wake-ups do not add up.
+    // Each due at (i+1) periods plus up to 10 ms of jitter; a late wake-up (a loaded
+    // machine, a sanitizer) delays that tick only: the bound does not grow with i.
     const auto at = a[i] - start;
     CHECK(at >= 100ms * static_cast<int>(i + 1));
-    CHECK(at < 100ms * static_cast<int>(i + 1) + 10ms + 40ms);
+    CHECK(at < 100ms * static_cast<int>(i + 1) + 10ms + 150ms);
   }
 
   SECTION("a changed period starts over, an unchanged one keeps its phase, a removed one stops") {
     ticks.clear();
     const auto reload = Clock::now();
     s.apply(with_every({{"a", 300ms}, {"b", 100ms}}));
-    run_for(io, 650ms);
+    run_for(io, 750ms);
     REQUIRE(ticks["a"].size() == 2);
     CHECK(ticks["a"][0] - reload >= 300ms);
     CHECK(ticks["b"].size() >= 5);
