@@ -3,8 +3,12 @@ mosquitto. History per run and for all runs, eviction, replay with MQTT 5 and 3.
 refusals, floods; and the client's `logs`, `watch` and `run` catching up with it."""
 
 import json
+import os
+import signal
 import subprocess
 import time
+
+import pytest
 
 from harness import SLOWDOWN, WAIT, unique
 from procfs import status
@@ -274,19 +278,28 @@ def test_watch_of_a_running_run_from_its_first_line_or_only_new_lines(agent, pro
     assert got and got[0] > 15 and got == list(range(got[0], 61)), got
 
 
-def test_run_gets_every_line_exactly_once_across_a_broker_restart(agent, prog):
+@pytest.mark.parametrize("persistent", [False, True], ids=["plain", "persistent"])
+def test_run_gets_every_line_exactly_once_across_a_broker_restart(agent, prog, tmp_path,
+                                                                    persistent):
     """SPEC §10/§12: a broker restart sends the device's last will, both ends reconnect,
-    the run goes on; `linewire run` asks for what it missed, and the broker keeps nothing
-    (no persistence): the missed lines come from the agent's history. Its retained final
-    state gives the real exit status."""
+    the run goes on; `linewire run` asks for what it missed, which comes from the agent's
+    history: a plain broker keeps nothing, a persistent one (Debian's default) keeps its
+    retained messages and sessions but the client's session is clean, so it has nothing
+    queued either. Its retained final state gives the real exit status."""
     from test_client import finish, read_line, spawn
+    from test_durability import PersistentBroker
     p = prog("ticker.sh", "i=0\nwhile [ $i -lt 60 ]; do i=$((i+1)); echo \"tick $i\"; "
                           "sleep 0.05; done\nexit 2\n")
-    a = agent(commands={"ticker": {"exec": [p]}})
-    proc = spawn(a, "run", a.device, "ticker")
-    assert read_line(proc) == b"tick 1"
-    a.broker.restart()
-    status, out, err = finish(proc)
+    own = PersistentBroker(tmp_path / "pbroker", name="mosquitto").start() if persistent else None
+    try:
+        a = agent(commands={"ticker": {"exec": [p]}}, **({"broker": own} if own else {}))
+        proc = spawn(a, "run", a.device, "ticker")
+        assert read_line(proc) == b"tick 1"
+        a.broker.restart()
+        status, out, err = finish(proc)
+    finally:
+        if own:
+            own.kill()
     assert status == 2, err
     assert b"reconnected" in err
     got = ["tick 1"] + out.decode().splitlines()
@@ -376,6 +389,33 @@ def test_run_gets_every_line_across_a_network_cut_and_a_frozen_link(agent, prog)
     assert got == [f"tick {i}" for i in range(1, 151)], err
     assert err.count(b"reconnected") >= 1, err
     assert b"were lost" not in err and b"did not arrive" not in err, err
+
+
+def test_run_gets_every_line_across_a_frozen_broker(agent, prog):
+    """The broker stops answering (SIGSTOP: a hung process, a paused VM) for 12 s. The
+    agent's keep-alive (2 s here) runs out first: it drops the connection, reconnects when
+    the broker answers again and sends what it held; the broker delivers the agent's
+    will, then its `online`. The client rides the freeze out on its 20 s keep-alive (when
+    a freeze outlasts that, it ends as the cut above does). Every line once, in order,
+    the run's exit status, and the device back online without the client giving up."""
+    from test_client import finish, read_line, spawn
+    p = prog("ticker.sh", "i=0\nwhile [ $i -lt 100 ]; do i=$((i+1)); echo \"tick $i\"; "
+                          "sleep 0.05; done\nexit 3\n")
+    a = agent(commands={"ticker": {"exec": [p]}}, config={"broker": {"keepalive": "2s"}})
+    proc = spawn(a, "run", a.device, "ticker")
+    assert read_line(proc) == b"tick 1"
+    os.kill(a.broker.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(12)
+    finally:
+        os.kill(a.broker.proc.pid, signal.SIGCONT)
+    status, out, err = finish(proc)
+    assert status == 3, err
+    got = ["tick 1"] + out.decode().splitlines()
+    assert got == [f"tick {i}" for i in range(1, 101)], err
+    assert b"were lost" not in err and b"did not arrive" not in err, err
+    log = a.log_text()
+    assert "connection lost" in log or "not connected" in log, log  # the agent did give up
 
 
 def test_websocket_viewer_of_a_history_bigger_than_the_viewer_limit(agent, tmp_path, prog):
