@@ -6,6 +6,9 @@
 namespace linewire::cli {
 
 using nlohmann::json;
+// Keys in the order SPEC §10 gives them (device, run, then what the line is about), not
+// sorted: a person reading the NDJSON, or a script printing it, sees the device first.
+using ordered = nlohmann::ordered_json;
 
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
@@ -45,10 +48,10 @@ bool valid_utf8(std::string_view s) {
 
 std::string json_line(std::string_view device, std::string_view run, bool err,
                       std::optional<std::uint64_t> seq, std::string_view text) {
-  json doc = {{"device", device},
-              {"run", run},
-              {"stream", err ? "err" : "out"},
-              {"seq", seq ? json(*seq) : json(nullptr)}};
+  ordered doc = {{"device", device},
+                 {"run", run},
+                 {"stream", err ? "err" : "out"},
+                 {"seq", seq ? ordered(*seq) : ordered(nullptr)}};
   if (valid_utf8(text))
     doc["line"] = text;
   else
@@ -57,24 +60,24 @@ std::string json_line(std::string_view device, std::string_view run, bool err,
 }
 
 std::string json_final(std::string_view device, std::string_view run, const json& state) {
-  return json{{"device", device}, {"run", run}, {"final", state}}.dump();
+  return ordered{{"device", device}, {"run", run}, {"final", ordered(state)}}.dump();
 }
 
 std::string json_error(std::string_view device, std::string_view code, std::string_view message) {
-  return json{{"device", device}, {"error", {{"code", code}, {"message", message}}}}.dump(
-      -1, ' ', false, json::error_handler_t::replace);
+  return ordered{{"device", device}, {"error", {{"code", code}, {"message", message}}}}.dump(
+      -1, ' ', false, ordered::error_handler_t::replace);
 }
 
 std::string json_summary(const Fanout::Counts& c, int exit_status) {
-  return json{{"summary",
-               {{"targeted", c.targeted},
-                {"ok", c.ok},
-                {"failed", c.failed},
-                {"offline", c.offline},
-                {"no_answer", c.no_answer},
-                {"not_run", c.not_run},
-                {"skipped", c.skipped},
-                {"exit_status", exit_status}}}}
+  return ordered{{"summary",
+                  {{"targeted", c.targeted},
+                   {"ok", c.ok},
+                   {"failed", c.failed},
+                   {"offline", c.offline},
+                   {"no_answer", c.no_answer},
+                   {"not_run", c.not_run},
+                   {"skipped", c.skipped},
+                   {"exit_status", exit_status}}}}
       .dump();
 }
 

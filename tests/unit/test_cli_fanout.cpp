@@ -268,6 +268,16 @@ TEST_CASE("json report: lines, non-UTF-8, errors, summary") {
   CHECK(s["summary"]["targeted"] == 1);
   CHECK(s["summary"]["failed"] == 1);
   CHECK(s["summary"]["exit_status"] == 255);
+  // The documented order, not sorted keys.
+  CHECK(json_line("pi-1", "r1", false, 7, "hi") ==
+        R"({"device":"pi-1","run":"r1","stream":"out","seq":7,"line":"hi"})");
+  CHECK(json_summary(f.counts(), 255) ==
+        R"({"summary":{"targeted":1,"ok":0,"failed":1,"offline":0,"no_answer":0,"not_run":0,)"
+        R"("skipped":0,"exit_status":255}})");
+  CHECK(*json_entry_error(*f.find("a")) ==
+        R"({"device":"a","error":{"code":"busy","message":"too many runs"}})");
+  CHECK(json_final("a", "r1", json{{"state", "exited"}}) ==
+        R"({"device":"a","run":"r1","final":{"state":"exited"}})");
 }
 
 TEST_CASE("offline grace: a device may come back") {
