@@ -270,6 +270,7 @@ TEST_CASE("a command with unsigned arguments has a text entity; a signed one has
 commands:
   greet: {exec: [/bin/echo], args: {pattern: '[a-z]+|x', max: 1}}
   plain: {exec: [/bin/echo]}
+  none: {exec: [/bin/echo], args: {pattern: '.*', max: 0}}
   keyed: {exec: [/bin/echo], args: {pattern: '.*'}, keys: [alice]}
 )"));
   const auto& t = d.at("homeassistant/text/pi-1/greet/config");
@@ -285,6 +286,7 @@ commands:
   CHECK(t.at("retain") == false);
   CHECK_FALSE(t.contains("state_topic"));
   CHECK(d.count("homeassistant/text/pi-1/plain/config") == 0);
+  CHECK(d.count("homeassistant/text/pi-1/none/config") == 0);  // max: 0, no argument fits
   CHECK(d.count("homeassistant/text/pi-1/keyed/config") == 0);
 }
 

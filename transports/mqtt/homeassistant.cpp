@@ -138,7 +138,7 @@ class Builder {
 
     // An argument typed in HA. HA checks `pattern` with Python's re.match, a prefix match,
     // so it is anchored at both ends as the agent matches it.
-    if (c.args && agent::accepts_unsigned(config_, c)) {
+    if (c.args && c.args->max > 0 && agent::accepts_unsigned(config_, c)) {
       json text = common("text", c.name + " args", base + "_args");
       text["command_topic"] = topics_.command(c.name, "start");
       text["command_template"] = kArgsTemplate;
