@@ -320,6 +320,23 @@ std::optional<Error> Agent::signal(const std::string& id, std::string_view name)
   if (!sig)
     return Error{ErrorCode::bad_request,
                  "unknown signal; use TERM INT HUP KILL QUIT USR1 USR2 STOP CONT"};
+  auto queued = std::find_if(queue_.begin(), queue_.end(),
+                             [&](const std::unique_ptr<Run>& r) { return r->id() == id; });
+  if (queued != queue_.end()) {
+    // No process yet. A signal whose default action ends a process cancels the start
+    // (Ctrl-C on a queued `linewire run` must not leave it to start later); the others
+    // have nothing to act on.
+    if (*sig == SIGSTOP || *sig == SIGCONT || *sig == SIGUSR1 || *sig == SIGUSR2)
+      return Error{ErrorCode::bad_request, "run '" + id +
+                                               "' is queued, not started: only TERM, INT, "
+                                               "HUP, QUIT or KILL apply (they cancel it)"};
+    auto run = std::move(*queued);
+    queue_.erase(queued);
+    spdlog::info("run {}: cancelled by {} while it was queued", id, std::string(name));
+    run->cancel(*sig);
+    forget_queued(std::move(run));
+    return std::nullopt;
+  }
   auto it = runs_.find(id);
   if (it == runs_.end() || !it->second->signal(*sig))
     return Error{ErrorCode::unknown_run, "no running run '" + id + "' on " + config_.device};
@@ -462,10 +479,16 @@ void Agent::drop_queued(const std::function<bool(const Run&)>& which, const std:
   for (auto& run : dropped) {
     spdlog::info("run {}: {}", run->id(), why);
     run->drop(why);
-    if (observer_) observer_->on_record_final(run->record(), state_document(run->record()));
-    remember_finished(run->record());
+    forget_queued(std::move(run));
   }
-  if (!dropped.empty()) save_state();
+}
+
+// A queued run that ended without starting: its final state, then remembered as any
+// finished run is.
+void Agent::forget_queued(std::unique_ptr<Run> run) {
+  if (observer_) observer_->on_record_final(run->record(), state_document(run->record()));
+  remember_finished(run->record());
+  save_state();
 }
 
 void Agent::shutdown(std::function<void()> done) {

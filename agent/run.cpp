@@ -169,6 +169,15 @@ void Run::drop(std::string why) {
   finish_sinks();
 }
 
+void Run::cancel(int sig) {
+  pending_.reset();
+  record_.phase = RunPhase::killed;
+  record_.reason = "signal";
+  record_.signal = signal_name(sig);
+  record_.ended = Clock::now();
+  finish_sinks();
+}
+
 void Run::attach(RunSink& sink, bool primary) { sinks_.push_back({&sink, primary}); }
 
 void Run::detach(RunSink& sink) {

@@ -94,6 +94,9 @@ class Run {
   std::optional<Error> start_queued(const std::string& device, const config::Command& now);
   // A queued run that will never start ends `failed`, with `why`; its sinks are told.
   void drop(std::string why);
+  // A queued run cancelled by a signal request ends as if the signal had ended it:
+  // `killed`, reason `signal`. Its sinks are told.
+  void cancel(int sig);
 
   // Sinks (SPEC §8's viewers): told every line and the end; a congested primary holds
   // the child back.

@@ -108,6 +108,31 @@ def test_a_dropped_queued_run_still_ends(agent, how):
         assert r1.wait_final()["state"] == "exited"
 
 
+def test_a_signal_cancels_a_queued_run(agent):
+    """A queued run has no process yet: TERM, INT, HUP, QUIT or KILL cancel it, and it
+    ends as if the signal had ended it (killed, reason signal), so Ctrl-C on a queued
+    `linewire run` does not leave it to start later; STOP, CONT, USR1 and USR2 have
+    nothing to act on and are refused with the reason. The run ahead goes on."""
+    a = agent(commands={"q": dict(CAT, max_instances=1, on_busy="queue")})
+    c = a.client()
+    r1 = c.run("q", wait=False)
+    r1.wait_state("running")
+    r2 = c.run("q", wait=False)
+    assert r2.reply.get("queued") is True, r2.reply
+    refused = c.request(c.topic(f"run/{r2.id}/signal"), b"STOP")
+    assert refused.code == "bad_request" and "queued" in refused["error"]["message"], refused
+    reply = c.request(c.topic(f"run/{r2.id}/signal"), b"INT")
+    assert reply.get("ok") is True, reply
+    final = r2.wait_final()
+    assert (final["state"], final["reason"], final["signal"]) == ("killed", "signal", "INT")
+    r1.eof()
+    assert r1.wait_final()["state"] == "exited"
+    c.assert_none(f"{r2.prefix_topic}/state", since=r2.since,
+                  pred=lambda m: m.payload and m.json()["state"] == "running",
+                  what="the cancelled run starting after all")
+    assert c.request(c.topic(f"run/{r2.id}/signal"), b"INT").code == "unknown_run"
+
+
 def test_queued_run_keeps_its_stdin_field(agent):
     a = agent(commands={"q": dict(CAT, max_instances=1, on_busy="queue")})
     c = a.client()
