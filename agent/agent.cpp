@@ -436,6 +436,8 @@ std::optional<std::string> Agent::reload(config::Config next) {
   config_ = std::move(next);
   compile_patterns();
   history_.set_max_total(config_.limits.history);
+  forget_past_keep_runs(previous.keep_runs);
+  metrics_.history_bytes = history_.bytes();  // a lower limits.history evicted at once
   // Services that are gone or no longer services are not restarted; their runs go on.
   services_->keep_only(config_);
   drop_queued([&](const Run& q) { return !config_.find_command(q.command().name); },

@@ -60,4 +60,19 @@ void Agent::remember_finished(const RunRecord& r) {
   while (finished_.size() > std::max(keep, kMinRememberedIds)) finished_.pop_front();
 }
 
+// A reload that lowered keep_runs: the finished runs it no longer keeps go now (their
+// retained states cleared, their output with them), not one by one as new runs end.
+// remember_finished already forgot those past the previous keep_runs.
+void Agent::forget_past_keep_runs(int previous_keep) {
+  const std::size_t keep = static_cast<std::size_t>(config_.keep_runs);
+  const std::size_t kept = std::min(finished_.size(), static_cast<std::size_t>(previous_keep));
+  if (keep < kept) {
+    for (std::size_t i = finished_.size() - kept; i < finished_.size() - keep; ++i) {
+      history_.forget(finished_[i]);
+      if (observer_) observer_->on_forget(finished_[i]);
+    }
+    save_state();
+  }
+}
+
 }  // namespace linewire::agent

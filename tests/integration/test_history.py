@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import SLOWDOWN, WAIT, unique
+from harness import SLOWDOWN, WAIT, unique, wait_until
 from procfs import status
 
 MIXED = "i=0\nwhile [ $i -lt 100 ]; do i=$((i+1)); echo \"out $i\"; " \
@@ -147,6 +147,39 @@ def test_history_goes_with_the_retained_state(agent):
     summary, out, _ = replay(c, first.id)
     assert summary.json()["ok"] is False
     assert summary.json()["error"]["code"] == "unknown_run"
+
+
+def test_a_reload_that_keeps_less_forgets_at_once(agent, tmp_path):
+    """SIGHUP with a lower keep_runs: the runs it no longer keeps are forgotten then (their
+    retained states cleared, their output gone), not one at a time as new runs end; a
+    lower limits.history evicts at once, and /metrics says so."""
+    import re
+    import yaml
+    from test_websocket import ws_agent
+    from wsclient import http_get
+    a = ws_agent(agent, tmp_path, {"seq": {"exec": ["/usr/bin/seq", "200"]}},
+                 config={"keep_runs": 5})
+    c = a.client()
+    ids = [c.run("seq").id for _ in range(4)]
+
+    def retained():
+        return {m.topic.split("/")[-2] for m in c.fresh_retained(f"{a.base}/run/+/state")}
+
+    def history_bytes():
+        text = http_get(a.ws_port, "/metrics")[2].decode()
+        return int(re.search(r"^linewire_history_bytes (\d+)$", text, re.M).group(1))
+
+    assert retained() == set(ids)
+    before = history_bytes()
+    assert before >= 4 * 692  # seq 1..200 is 692 bytes of text, plus what a line costs
+    cfg = dict(a.config, keep_runs=2, limits={"history": "1KiB"})
+    with open(a.config_path, "w") as f:
+        yaml.safe_dump(cfg, f)
+    a.send_signal(signal.SIGHUP)
+    wait_until(lambda: retained() == set(ids[2:]), WAIT, "only the newest 2 states retained")
+    summary, _, _ = replay(c, ids[1])
+    assert summary.json()["error"]["code"] == "unknown_run"
+    wait_until(lambda: history_bytes() <= 1024, WAIT, "/metrics to show the lower total")
 
 
 def test_replay_refusals(agent):
