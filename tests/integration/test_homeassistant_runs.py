@@ -22,7 +22,7 @@ def config(**extra):
 
 def discovery_doc(a, component, node):
     c = a.client(name="ha")
-    t = f"{HA}/{component}/{a.device}/{node}/config"
+    t = f"{HA}/{component}/{a.device.replace('.', '_')}/{node}/config"
     try:
         c.subscribe(t)
         return c.wait_msg(t, lambda m: m.payload and m.retain).json()
@@ -218,3 +218,15 @@ def test_backup_automation_notifies_unless_exit_code_0(agent):
         attributes = render_event(doc, json.dumps(run.wait_final()))
         got = render(condition, trigger={"to_state": {"attributes": attributes}}).strip()
         assert got == str(notifies), (command, attributes, got)
+
+
+def test_devices_meeting_in_one_discovery_topic_are_warned_about(agent):
+    """SPEC §9: devices `x.up` and `x_up` share discovery topics. One config cannot see the
+    other device, so the second agent says so when it starts (and still starts)."""
+    first = agent(commands={"a": {"exec": ["/bin/true"]}}, device="x.up", config=config())
+    discovery_doc(first, "binary_sensor", "a")
+    second = agent(commands={"b": {"exec": ["/bin/true"]}}, device="x_up", config=config())
+    assert ("another device (linewire_x.up) has discovery configs under this device's topics"
+            in second.log_text())
+    third = agent(commands={"c": {"exec": ["/bin/true"]}}, device="y_up", config=config())
+    assert "another device" not in third.log_text()

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "transports/mqtt/broker_login.hpp"
+#include "transports/mqtt/homeassistant.hpp"
 
 namespace linewire::mqtt {
 
@@ -76,6 +77,23 @@ std::optional<std::string> judge(const std::string& device, const std::string& s
          "or stop the other one first";
 }
 
+// SPEC §9: a `.` becomes `_` in discovery topics, so devices `b.up` and `b_up` share them
+// and their entities would replace each other in Home Assistant. One config cannot see
+// the other device (--check-config refuses the same for commands): warn at start-up.
+bool warn_if_discovery_taken(const std::string& device, const std::string& config_text) {
+  json doc = json::parse(config_text, nullptr, false);
+  if (!doc.is_object() || !doc.contains("device") || !doc["device"].is_object()) return false;
+  const json ids = doc["device"].value("identifiers", json::array());
+  const std::string ours = "linewire_" + device;
+  if (!ids.is_array() || ids.empty() || ids[0] == ours) return false;
+  spdlog::warn(
+      "homeassistant: another device ({}) has discovery configs under this device's "
+      "topics ('.' is '_' there): the entities of the two would replace each other in Home "
+      "Assistant; give one of them another device name",
+      ids[0].is_string() ? ids[0].get<std::string>() : ids[0].dump());
+  return true;
+}
+
 }  // namespace
 
 std::optional<std::string> name_claimed_elsewhere(const config::Config& cfg,
@@ -99,18 +117,29 @@ std::optional<std::string> name_claimed_elsewhere(const config::Config& cfg,
       spdlog::debug("name check: no answer from the broker; skipped");
       return std::nullopt;
     }
-    auto topics = paho::string_collection::create({base + "/status", base + "/info", echo});
-    wait(*client.subscribe(topics, std::vector<int>{1, 1, 0}), kAnswerWait);
+    // Every command has a `running` binary_sensor: its configs show who owns the topics.
+    const std::string discovery = cfg.homeassistant.prefix + "/binary_sensor/" +
+                                  homeassistant::topic_name(cfg.device) + "/+/config";
+    std::vector<std::string> filters = {base + "/status", base + "/info", echo};
+    if (cfg.homeassistant.discovery) filters.push_back(discovery);
+    auto topics = paho::string_collection::create(filters);
+    wait(*client.subscribe(topics, std::vector<int>(filters.size(), 1)), kAnswerWait);
     // The broker sends the retained messages while it handles the subscription, so
     // once our own message on `echo` is back, whatever is retained has arrived.
     client.publish(paho::make_message(echo, "", 0, false));
     std::string status, info;
+    bool warned_discovery = false;  // once, not per command of the other device
     const auto end = std::chrono::steady_clock::now() + kAnswerWait;
     while (std::chrono::steady_clock::now() < end && !cancelled()) {
       paho::const_message_ptr m;
       if (!client.try_consume_message_for(&m, kSlice) || !m) continue;
       if (m->get_topic() == echo) break;
-      (m->get_topic() == base + "/status" ? status : info) = m->to_string();
+      if (m->get_topic() == base + "/status")
+        status = m->to_string();
+      else if (m->get_topic() == base + "/info")
+        info = m->to_string();
+      else if (!warned_discovery && !m->get_payload().empty())
+        warned_discovery = warn_if_discovery_taken(cfg.device, m->to_string());
     }
     if (cancelled()) return std::nullopt;
     try {
