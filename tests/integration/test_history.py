@@ -182,6 +182,26 @@ def test_a_reload_that_keeps_less_forgets_at_once(agent, tmp_path):
     wait_until(lambda: history_bytes() <= 1024, WAIT, "/metrics to show the lower total")
 
 
+def test_a_run_of_a_removed_command_is_not_replayed(agent):
+    """A reload removed the command: the keys that guarded its runs' output went with it,
+    so no signature can be checked against them; its output is served to no one (the
+    run's retained state stays as keep_runs says)."""
+    import yaml
+    a = agent(commands={"seq": {"exec": ["/usr/bin/seq", "5"]},
+                        "echo": {"exec": ["/bin/echo", "hi"]}})
+    c = a.client()
+    r = c.run("seq")
+    assert replay(c, r.id)[0].json()["ok"] is True
+    cfg = dict(a.config)
+    cfg["commands"] = {"echo": a.config["commands"]["echo"]}
+    with open(a.config_path, "w") as f:
+        yaml.safe_dump(cfg, f)
+    a.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reloaded" in a.log_text(), WAIT, "the reload")
+    error = replay(c, r.id)[0].json()["error"]
+    assert error["code"] == "unknown_run" and "no longer configured" in error["message"], error
+
+
 def test_replay_refusals(agent):
     a = agent(commands={"seq": {"exec": ["/usr/bin/seq", "5"]}})
     c = a.client()

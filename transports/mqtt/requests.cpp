@@ -261,15 +261,24 @@ std::optional<Error> Transport::handle_replay(Request& req) {
   const auto& r = parsed.request;
   log_request(req, "run=" + req.topic.name + " from=" + std::to_string(r.from_out) + "/" +
                        std::to_string(r.from_err));
-  if (const auto* command = auth_target(req.topic))
+  const auto* command = auth_target(req.topic);
+  if (command)
     if (auto e = verifier_->check_command_keys(req.verified, *command)) return e;
   if (parsed.error) return parsed.error;
   if (req.reply.topic.empty())
     return Error{ErrorCode::bad_request,
                  "a replay needs a reply destination: the MQTT 5 Response Topic, or reply_to"};
-  if (!agent_.history().find(req.topic.name))
+  const auto* kept = agent_.history().find(req.topic.name);
+  if (!kept)
     return Error{ErrorCode::unknown_run,
                  "no output kept for run '" + req.topic.name + "' on " + config_.device};
+  // Its command was removed by a reload: the keys that guarded its output are gone with
+  // it, so nobody's signature can be checked against them; served to no one.
+  if (!command)
+    return Error{ErrorCode::unknown_run, "run '" + req.topic.name + "' ran command '" +
+                                             kept->command +
+                                             "', which is no longer configured: its output "
+                                             "is not served"};
   return replays_->add(req.topic.name, r, req.reply);
 }
 
