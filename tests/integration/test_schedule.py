@@ -5,6 +5,7 @@ or removes the period; a command that always fails keeps its schedule; --check-c
 refuses a period under 1 s and what Home Assistant would drop, with line and column.
 Drift over an hour is measured by bench/schedule_drift.py, not here."""
 
+import datetime
 import signal
 import subprocess
 import textwrap
@@ -14,6 +15,11 @@ import yaml
 
 from harness import LINEWIRED, SLOWDOWN, WAIT, free_port, wait_until
 from wsclient import http_get
+
+
+def wall(iso):
+    """An ISO time of the agent's documents as seconds since the epoch."""
+    return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def running_states(c, a, command, since=0):
@@ -42,18 +48,21 @@ def test_every_starts_runs_of_transport_schedule(agent):
     c = a.client()
     c.subscribe(f"{a.base}/run/+/state", retained=False)
     c.subscribe(f"{a.base}/cmd/temp/last", retained=False)
+    c.subscribe(f"{a.base}/info", retained=False)
     since = c.mark()
     a.start()
-    online = c.wait_msg(f"{a.base}/status", lambda m: m.payload == b"online", since).time
+    # The agent's own clock: when it started (info) and when each run started (state), so
+    # that the broker's and this client's delays do not count.
+    began = wall(c.wait_msg(f"{a.base}/info", lambda m: m.payload, since).json()["started"])
     runs = wait_runs(c, a, "temp", 4, since, timeout=8 * SLOWDOWN)
     assert all(doc["transport"] == "schedule" for _, doc in runs)
-    # The agent was up before `online`: its first tick is at most a little before that + 1 s.
-    assert runs[0][0] - online >= 0.8, runs[0][0] - online
-    for (t0, _), (t1, _) in zip(runs, runs[1:]):
-        assert 0.6 <= t1 - t0 <= 1.5 * SLOWDOWN, t1 - t0
-    # Ticks 1 and 4 are due 3 s apart, give or take one tick's delay of up to 0.1 s (and
-    # delivery): late ticks do not add up.
-    assert 2.6 <= runs[3][0] - runs[0][0] <= 3.6 * SLOWDOWN
+    started = [wall(doc["started"]) for _, doc in runs]
+    assert 0.99 <= started[0] - began <= 1.1 + 0.5 * SLOWDOWN, started[0] - began  # ms, rounded
+    for t0, t1 in zip(started, started[1:]):
+        assert 0.85 <= t1 - t0 <= 1.15 + 0.2 * SLOWDOWN, t1 - t0
+    # Ticks 1 and 4 are due 3 s apart, give or take one tick's delay of up to 0.1 s:
+    # late ticks do not add up.
+    assert 2.85 <= started[3] - started[0] <= 3.15 + 0.2 * SLOWDOWN
     c.wait_payload(f"{a.base}/cmd/temp/last", "schedule", since)
 
 
