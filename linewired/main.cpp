@@ -52,13 +52,17 @@ const char* signal_name(int sig) {
   return sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "SIGTERM";
 }
 
-void setup_logging(const std::string& level) {
+// Both modes, the agent and the websocketd drop-in: logging to stderr, and SIGPIPE off.
+void set_up_process(const std::string& log_level) {
   auto logger = spdlog::stderr_color_mt("linewired");
   // Under systemd, journald stamps the time itself.
   logger->set_pattern(std::getenv("JOURNAL_STREAM") ? "%l: %v" : "%Y-%m-%d %H:%M:%S.%e %l %v");
-  logger->set_level(spdlog::level::from_str(level));
+  logger->set_level(spdlog::level::from_str(log_level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);
+  // A subscriber (or a WebSocket client) that vanishes must not kill us through a
+  // pipe write.
+  std::signal(SIGPIPE, SIG_IGN);
 }
 
 // SIGHUP: a new config takes effect only when it is wholly valid (SPEC §6).
@@ -83,7 +87,8 @@ void reload(agent::Agent& agent) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (websocket::is_dropin(argc, argv)) return websocket::run_dropin(argc, argv, LINEWIRE_VERSION);
+  if (websocket::is_dropin(argc, argv))
+    return websocket::run_dropin(argc, argv, LINEWIRE_VERSION, set_up_process);
   CLI::App app{"linewired: run configured programs for MQTT requests, line by line"};
   std::string config_path = "/etc/linewire/linewire.yaml";
   bool check_only = false;
@@ -124,14 +129,12 @@ int main(int argc, char** argv) {
   }
   config::Config cfg = std::move(*loaded.config);
   level_from_flag = !log_level.empty();
-  setup_logging(log_level.empty() ? cfg.log_level : log_level);
+  set_up_process(log_level.empty() ? cfg.log_level : log_level);
   if (cfg.state_dir.empty())
     spdlog::warn(
         "state_dir is \"\": crash safety is off (after a crash, runs are not reported "
         "lost and their processes are not stopped)");
 
-  // A subscriber that vanishes must not kill the agent through a pipe write.
-  std::signal(SIGPIPE, SIG_IGN);
   note_signals_until_the_loop_runs();
 
   auto claimed = mqtt::name_claimed_elsewhere(cfg, stop_requested_early);

@@ -3,7 +3,6 @@
 // it until SIGTERM or SIGINT.
 #include "transports/websocket/dropin.hpp"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/io_context.hpp>
@@ -31,14 +30,6 @@ std::string level_for(const std::string& websocketd_level) {
   if (websocketd_level == "error") return "error";
   if (websocketd_level == "fatal") return "critical";
   return "info";
-}
-
-void log_to_stderr(const std::string& websocketd_level) {
-  auto logger = spdlog::stderr_color_mt("linewired");
-  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %l %v");
-  logger->set_level(spdlog::level::from_str(level_for(websocketd_level)));
-  logger->flush_on(spdlog::level::trace);
-  spdlog::set_default_logger(logger);
 }
 
 // One command, made from the command line; no MQTT. With --dir, --cgidir or
@@ -157,7 +148,7 @@ bool is_dropin(int argc, char** argv) {
   return false;
 }
 
-int run_dropin(int argc, char** argv, const std::string& version) {
+int run_dropin(int argc, char** argv, const std::string& version, const ProcessSetup& setup) {
   std::string error;
   auto parsed = dropin::parse(argc, argv, error);
   if (!parsed) {
@@ -182,8 +173,7 @@ int run_dropin(int argc, char** argv, const std::string& version) {
     case Action::serve:
       break;
   }
-  log_to_stderr(parsed->flags.loglevel);
-  std::signal(SIGPIPE, SIG_IGN);
+  setup(level_for(parsed->flags.loglevel));
   return serve(parsed->flags, version);
 }
 
