@@ -425,31 +425,6 @@ void Agent::on_run_finished(Run& run) {
   }
 }
 
-std::optional<std::string> Agent::reload(config::Config next) {
-  if (next.device != config_.device || next.prefix != config_.prefix ||
-      next.broker.url != config_.broker.url || next.broker.protocol != config_.broker.protocol ||
-      next.broker.username != config_.broker.username ||
-      next.broker.password_file != config_.broker.password_file ||
-      next.state_dir != config_.state_dir)
-    return "device, prefix, broker settings and state_dir change only with a restart";
-  config::Config previous = std::move(config_);
-  config_ = std::move(next);
-  compile_patterns();
-  history_.set_max_total(config_.limits.history);
-  forget_past_keep_runs(previous.keep_runs);
-  metrics_.history_bytes = history_.bytes();  // a lower limits.history evicted at once
-  // Services that are gone or no longer services are not restarted; their runs go on.
-  services_->keep_only(config_);
-  drop_queued([&](const Run& q) { return !config_.find_command(q.command().name); },
-              "its command was removed from the configuration while it was queued");
-  spdlog::info("reloaded {}: {} command(s)", config_.source, config_.commands.size());
-  if (observer_) observer_->on_reconfigured(previous);
-  publish_info();
-  start_services();
-  if (schedule_started_) schedule_->apply(config_);
-  return std::nullopt;
-}
-
 void Agent::start_queued() {
   for (auto it = queue_.begin(); it != queue_.end();) {
     const config::Command* command = config_.find_command((*it)->command().name);

@@ -170,6 +170,7 @@ class Agent final : private RunHost {
   void save_state() const;
   void remember_finished(const RunRecord& record);
   void forget_past_keep_runs(int previous_keep);
+  void keep_restart_only_settings(config::Config& next) const;
   void drop_queued(const std::function<bool(const Run&)>& which, const std::string& why);
   void forget_queued(std::unique_ptr<Run> run);
   void info_changed();

@@ -20,6 +20,7 @@ struct Tls {
   std::string ca_file;    // empty: the system's trust store
   std::string cert_file;  // client certificate (optional, with key_file)
   std::string key_file;
+  bool operator==(const Tls&) const = default;
 };
 
 // `automatic`: MQTT 5, falling back to 3.1.1 when the broker refuses 5 (SPEC §6).
@@ -104,6 +105,7 @@ struct WebSocket {
   std::string token_file;
   std::string cert_file;  // both set: the listener speaks TLS
   std::string key_file;
+  bool operator==(const WebSocket&) const = default;
 };
 
 struct HomeAssistant {

@@ -22,7 +22,7 @@ from paho.mqtt.properties import Properties
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from harness import (SLOWDOWN, WAIT, Broker, Client, pid_alive,  # noqa: E402
+from harness import (SLOWDOWN, WAIT, Broker, Client, free_port, pid_alive,  # noqa: E402
                      unique, wait_until)
 from procfs import group_members, status  # noqa: E402
 
@@ -625,6 +625,29 @@ def test_service_backoff_stop_start(agent, prog, tmp_path):
 
 
 # --------------------------------------------------------------------------- reload
+
+
+def test_sighup_keeps_what_only_a_restart_changes(agent):
+    """§6: the broker connection, limits.buffer (the output queue) and the WebSocket
+    listener are made once: a reload that changes them keeps their running values (info
+    still names the listener in force), says in the log which wait for a restart, and
+    the rest of it takes effect."""
+    port = free_port()
+    a = agent(commands={"a": {"exec": ["/bin/echo", "a"]}},
+              config={"websocket": {"listen": f"127.0.0.1:{port}"}})
+    c = a.client()
+    c.subscribe(f"{a.base}/info")
+    since = c.mark()
+    rewrite_config(a, commands={"b": {"exec": ["/bin/echo", "b"]}},
+                   websocket={"listen": f"127.0.0.1:{free_port()}"}, limits={"buffer": "1MiB"},
+                   broker=dict(a.config["broker"], keepalive="7s"))
+    a.send_signal(signal.SIGHUP)
+    info = c.wait_msg(f"{a.base}/info",
+                      lambda m: m.payload and "b" in m.json().get("commands", {}), since).json()
+    assert info["websocket"] == f"127.0.0.1:{port}", info
+    assert ("broker.keepalive, limits.buffer, websocket change only with a restart"
+            in a.log_text()), a.log_tail(20)
+    assert c.run("b").out == [b"b"]
 
 
 def test_sighup_reload(agent, prog, tmp_path):
