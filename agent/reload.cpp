@@ -49,9 +49,11 @@ void Agent::keep_restart_only_settings(config::Config& next) const {
   changed(then.client_id != now.client_id, "broker.client_id");
   changed(then.reconnect_min != now.reconnect_min || then.reconnect_max != now.reconnect_max,
           "broker.reconnect_min/max");
+  changed(next.qos != config_.qos, "qos");
   changed(next.limits.buffer != config_.limits.buffer, "limits.buffer");
   changed(next.websocket != config_.websocket, "websocket");
   next.broker = config_.broker;
+  next.qos = config_.qos;
   next.limits.buffer = config_.limits.buffer;
   next.websocket = config_.websocket;
   if (!waiting.empty())
