@@ -11,6 +11,7 @@
 #include "cli/broker/signer.hpp"
 #include "cli/commands/commands.hpp"
 #include "cli/interrupts.hpp"
+#include "cli/output/json_report.hpp"
 #include "cli/output/output.hpp"
 #include "cli/run/exit_status.hpp"
 #include "protocol/broker_login.hpp"
@@ -24,6 +25,18 @@ namespace {
 struct Usage : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+
+// `run --json` that ends before any run was asked for (the broker unreachable, Ctrl-C
+// while connecting): stdout still ends with the summary and its exit status, so a script
+// reading it never finds it empty. One run: its device's error first.
+void json_not_run(const RunOptions& o, bool fan_out, const std::string& why, int status) {
+  Fanout::Counts counts;
+  if (!fan_out) {
+    out().line(json_error(o.device, "not_run", why));
+    counts.targeted = counts.not_run = 1;
+  }
+  out().line(json_summary(counts, status));
+}
 
 void check_name(const std::string& what, const std::string& name) {
   if (!protocol::valid_name(name))
@@ -164,7 +177,15 @@ int dispatch(Parsed& p) {
     if (!fan_out && (ro.online || ro.fail_fast || p.batch_given))
       throw Usage("--online, --batch and --fail-fast go with --group or --all");
     if (p.batch_given && ro.batch == 0) throw Usage("--batch must be at least 1");
-    return fan_out ? run_many(ctx, ro) : run_one(ctx, ro);
+    try {
+      return fan_out ? run_many(ctx, ro) : run_one(ctx, ro);
+    } catch (const Failure& e) {
+      if (ro.json) json_not_run(ro, fan_out, e.what(), kExitFailure);
+      throw;
+    } catch (const Interrupted& i) {
+      if (ro.json) json_not_run(ro, fan_out, "interrupted before it was started", 128 + i.signal);
+      throw;
+    }
   } catch (const Usage& e) {
     note(e.what());
   } catch (const Failure& e) {

@@ -218,6 +218,23 @@ def test_json_single_run(agent, prog):
     assert "error" in docs[0]
 
 
+def test_json_when_nothing_could_be_asked(agent, prog):
+    """The broker cannot be reached: still NDJSON on stdout, ending with the summary and
+    the exit status (one run: its device's error first), the reason on stderr."""
+    from harness import free_port
+    a, = members(agent, prog, unique("grp"), n=1)
+    nowhere = f"mqtt://127.0.0.1:{free_port()}"
+    r = lw(a, "run", "--json", a.device, "hello", broker=nowhere)
+    assert r.returncode == 255 and b"cannot connect" in r.stderr, r.stderr
+    docs = ndjson(r.stdout)
+    summary = check_json_run(r, docs)
+    assert summary["targeted"] == 1 and summary["not_run"] == 1
+    assert docs[0]["device"] == a.device and docs[0]["error"]["code"] == "not_run"
+    r = lw(a, "run", "--json", "--all", "hello", broker=nowhere)
+    assert r.returncode == 255
+    assert check_json_run(r, ndjson(r.stdout))["targeted"] == 0
+
+
 def test_json_group_that_matches_nothing(agent, prog):
     a, = members(agent, prog, unique("grp"), n=1)
     r = lw(a, "run", "--json", "--group", "nosuchgroup", "echo")
