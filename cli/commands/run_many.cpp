@@ -18,6 +18,7 @@
 #include "cli/run/fanout.hpp"
 #include "cli/run/run_loop.hpp"
 #include "cli/run/run_streams.hpp"
+#include "cli/run/targets.hpp"
 #include "protocol/names.hpp"
 
 namespace linewire::cli {
@@ -63,88 +64,15 @@ class ManyRuns : public RunLoop {
         {c_.reply_topic(), ctx_.prefix + "/+/run/" + id_ + "/#", c_.replay_topic() + "/#"});
     for (auto& m : collect_retained(c_, {ctx_.prefix + "/+/status", ctx_.prefix + "/+/info"}))
       on_message(m);
-    if (!pick_devices()) return finish(kExitFailure);
+    auto choice = pick_targets(directory_, o_, fanout_, c_.url(), ctx_.prefix);
+    for (const auto& n : choice.notes) note(n);
+    if (!choice.go) return finish(kExitFailure);
     start();
     return finish(follow());
   }
 
  private:
   bool batched() const { return o_.batch != 0; }
-
-  // The targets (SPEC §10): `--all`, every online device; `--group G`, every device
-  // whose retained info lists G, online or not. Offline ones are not run (255), or
-  // skipped on purpose (--online, --all). False when there is nothing to do.
-  bool pick_devices() {
-    auto target = [&](const std::string& d) {
-      if (batched())
-        fanout_.queue(d);
-      else
-        fanout_.expect(d);
-    };
-    if (o_.all) {
-      for (const auto& d : directory_.devices()) {
-        if (d.online())
-          target(d.name);
-        else
-          fanout_.skip(d.name);
-      }
-      if (fanout_.counts().targeted == 0) {
-        note("no device is online on " + c_.url() + " under " + ctx_.prefix + "/");
-        return false;
-      }
-      return true;
-    }
-    std::size_t unreadable = 0;
-    for (const auto& d : directory_.devices()) {
-      if (d.in_group(o_.group)) {
-        if (d.online()) {
-          target(d.name);
-        } else if (o_.online) {
-          fanout_.skip(d.name);
-        } else {
-          fanout_.offline(d.name);
-          note(d.name + ": offline, not run");
-        }
-        continue;
-      }
-      // An info that is not JSON, or from an agent too old to list its groups: the
-      // device may be a member all the same. Said, and (without --batch) it may answer.
-      if (!d.info.is_object() || !d.info.contains("groups") || !d.info["groups"].is_array()) {
-        note(d.name + ": its retained info " +
-             std::string(d.info.is_object() ? "lists no groups (an older agent?)"
-                                            : "is missing or not a JSON object") +
-             "; cannot tell whether it is in group '" + o_.group + "'");
-        if (d.online()) ++unreadable;
-      }
-    }
-    if (fanout_.counts().targeted > 0) return true;
-    if (!fanout_.entries().empty()) {
-      note("no member of group '" + o_.group + "' is online (--online)");
-      return false;
-    }
-    if (directory_.devices().empty() && !batched()) {
-      // No retained status or info at all: the broker may not deliver retained messages
-      // to wildcard subscriptions (RabbitMQ), so the members cannot be known; the group
-      // request is broadcast and whoever answers within --wait is followed. Offline
-      // members cannot be told from absent ones here.
-      note("no device's retained status or info seen under " + ctx_.prefix + "/ on " + c_.url() +
-           "; the members of group '" + o_.group +
-           "' cannot be known (a broker that keeps "
-           "retained messages from wildcard subscriptions?): asking the group and waiting " +
-           json(o_.wait_s).dump() + " s for answers");
-      return true;
-    }
-    if (unreadable > 0 && !batched()) {
-      note("no device lists group '" + o_.group + "' in its info; waiting " +
-           json(o_.wait_s).dump() + " s for answers from the " + std::to_string(unreadable) +
-           " online device(s) whose groups are unknown");
-      return true;
-    }
-    note("no device lists group '" + o_.group + "' in its retained info (" +
-         std::to_string(directory_.devices().size()) + " device(s) seen under " + ctx_.prefix +
-         "/ on " + c_.url() + ")");
-    return false;
-  }
 
   void start() {
     start_fields_ = starting();

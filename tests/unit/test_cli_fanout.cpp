@@ -3,6 +3,7 @@
 #include "cli/output/json_report.hpp"
 #include "cli/run/fanout.hpp"
 #include "cli/run/offline_grace.hpp"
+#include "cli/run/targets.hpp"
 
 using namespace linewire::cli;
 
@@ -278,6 +279,54 @@ TEST_CASE("json report: lines, non-UTF-8, errors, summary") {
         R"({"device":"a","error":{"code":"busy","message":"too many runs"}})");
   CHECK(json_final("a", "r1", json{{"state", "exited"}}) ==
         R"({"device":"a","run":"r1","final":{"state":"exited"}})");
+}
+
+TEST_CASE("fan-out targets from the retained status and info") {
+  DeviceDirectory dir("lw");
+  auto device = [&](const std::string& name, const char* status, const char* info) {
+    dir.add("lw/" + name + "/status", status);
+    dir.add("lw/" + name + "/info", info);
+  };
+  device("a", "online", R"({"groups": ["g"]})");
+  device("b", "offline", R"({"groups": ["g"]})");
+  device("c", "online", R"({"groups": ["h"]})");
+  device("d", "online", "not json");
+  RunOptions o;
+  SECTION("--group: online members asked, offline ones not run, an unreadable info said") {
+    o.group = "g";
+    Fanout f;
+    auto choice = pick_targets(dir, o, f, "mqtt://x", "lw");
+    CHECK(choice.go);
+    CHECK(f.counts().targeted == 2);
+    CHECK(f.counts().offline == 1);
+    REQUIRE(choice.notes.size() == 2);
+    CHECK(choice.notes[0] == "b: offline, not run");
+    CHECK(choice.notes[1].find("d: its retained info is missing or not a JSON object") == 0);
+  }
+  SECTION("--group --online: offline members skipped") {
+    o.group = "g";
+    o.online = true;
+    Fanout f;
+    CHECK(pick_targets(dir, o, f, "mqtt://x", "lw").go);
+    CHECK(f.counts().targeted == 1);
+    CHECK(f.counts().skipped == 1);
+  }
+  SECTION("--all: every online device") {
+    o.all = true;
+    Fanout f;
+    CHECK(pick_targets(dir, o, f, "mqtt://x", "lw").go);
+    CHECK(f.counts().targeted == 3);
+  }
+  SECTION("a group nobody lists: nothing to do, said with where it looked") {
+    o.group = "nosuch";
+    o.batch = 1;  // with --batch, devices whose groups are unknown are not asked either
+    Fanout f;
+    auto choice = pick_targets(dir, o, f, "mqtt://x", "lw");
+    CHECK_FALSE(choice.go);
+    CHECK(choice.notes.back() ==
+          "no device lists group 'nosuch' in its retained info (4 device(s) seen under lw/ "
+          "on mqtt://x)");
+  }
 }
 
 TEST_CASE("offline grace: a device may come back") {
