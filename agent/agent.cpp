@@ -217,10 +217,17 @@ std::variant<Started, Error> Agent::start(const config::Command& found, StartReq
                                                      std::to_string(config_.limits.max_runs) + ")"};
   }
   wanted();
+  const bool by_request = origin.transport != "service";
   auto run = make_run(*command, id, std::move(origin));
   auto error = run->start(config_.device, std::move(request.args), std::move(request.stdin_text),
                           request.timeout);
-  return launched(std::move(run), std::move(error));
+  auto result = launched(std::move(run), std::move(error));
+  // A service asked for that could not start (its program missing for now, say) is
+  // still wanted: retried with back-off, as one the agent started itself (Services
+  // retries those).
+  if (service && by_request && std::holds_alternative<Error>(result))
+    services_->restart_later(*command, config::Duration::zero());
+  return result;
 }
 
 std::unique_ptr<Run> Agent::make_run(const config::Command& command, const std::string& id,

@@ -624,6 +624,25 @@ def test_service_backoff_stop_start(agent, prog, tmp_path):
     wait_until(lambda: len(log.read_text().split()) > n + 1, WAIT, "a restart after start")
 
 
+def test_a_service_started_by_request_that_cannot_start_is_retried(agent, tmp_path):
+    """§5: a service started by a request whose program cannot be started (missing for
+    now) is refused (spawn_failed) but still wanted: it is retried with back-off, as
+    when it starts with the agent, and runs once its program is there."""
+    prog = tmp_path / "later.sh"
+    log = tmp_path / "starts"
+    a = agent(commands={"svc": {"exec": [str(prog)], "mode": "service",
+                                "restart_delay": "300ms"}})
+    c = a.client()
+    # Stopped: not wanted, so the agent's own retries (it could not start it either)
+    # end; the start request comes after the stop on the same connection.
+    c.publish(f"{a.base}/cmd/svc/stop", b"")
+    r = c.start("svc")
+    assert r.code == "spawn_failed", r.data
+    prog.write_text(f"#!/bin/sh\necho up >> {log}\nsleep 30\n")
+    prog.chmod(0o755)
+    wait_until(lambda: log.exists(), 5 * WAIT, "the service retried once its program is there")
+
+
 # --------------------------------------------------------------------------- reload
 
 
