@@ -23,6 +23,7 @@ struct Schedule::Entry {
   config::Duration period;
   std::chrono::steady_clock::time_point base;
   std::uint64_t next = 1;  // the tick the timer waits for
+  std::uint64_t generation = 0;
 };
 
 Schedule::Schedule(boost::asio::io_context& io, Tick tick) : io_(io), tick_(std::move(tick)) {}
@@ -41,6 +42,7 @@ void Schedule::apply(const config::Config& config) {
     auto& e = entries_[c.name];
     if (e && e->period == *c.every) continue;
     e = std::make_unique<Entry>(io_, *c.every);
+    e->generation = ++generations_;
     spdlog::info("schedule '{}': every {} ms", c.name, c.every->count());
     arm(c.name, *e);
   }
@@ -53,8 +55,14 @@ void Schedule::arm(const std::string& name, Entry& e) {
   std::uniform_real_distribution<double> random01(0.0, 1.0);
   const auto due = e.base + tick_offset(e.period, e.next, random01(rng));
   e.timer.expires_at(due);
-  e.timer.async_wait([this, name, entry = &e](const boost::system::error_code& ec) {
-    if (ec) return;  // cancelled: the entry is gone or replaced
+  // By name and generation, not by pointer: a wait that has already completed cannot be
+  // cancelled, so a reload (or the shutdown) may destroy the entry while its handler is
+  // queued; the handler then finds it gone or replaced and does nothing.
+  e.timer.async_wait([this, name, generation = e.generation](const boost::system::error_code& ec) {
+    if (ec) return;
+    auto it = entries_.find(name);
+    if (it == entries_.end() || it->second->generation != generation) return;
+    Entry* entry = it->second.get();
     ++entry->next;
     // A tick that came very late (a suspended machine) does not fire the missed ones.
     const auto now = std::chrono::steady_clock::now();

@@ -49,6 +49,7 @@ class Schedule {
   boost::asio::io_context& io_;
   Tick tick_;
   std::map<std::string, std::unique_ptr<Entry>> entries_;
+  std::uint64_t generations_ = 0;  // each entry's own number, for its timer's handler
 };
 
 }  // namespace linewire::agent

@@ -112,6 +112,7 @@ void read_keys(Reader& r, const Entry& e, Command& c, const Config& config) {
 }
 
 void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
+  using std::chrono::hours;
   using std::chrono::seconds;
   bool has_exec = false;
   std::optional<Entry> unsigned_entry;
@@ -161,11 +162,12 @@ void read_command(Reader& r, const Entry& e, Command& c, const Config& config) {
                                                   {"service", Mode::service}}));
               }},
              {"restart_delay", [&](const Entry& x) { assign(c.restart_delay, r.duration(x)); }},
-             // A schedule under a second would be a busy loop, not a sensor.
+             // A schedule under a second would be a busy loop, not a sensor; over a year,
+             // its tick times (and the sensor's expire_after) would overflow the clock.
              {"every",
               [&](const Entry& x) {
                 every_entry = x;
-                assign(c.every, r.duration(x, seconds(1)));
+                assign(c.every, r.duration(x, seconds(1), hours(24 * 365)));
               }},
              {"homeassistant", [&](const Entry& x) { read_entity(r, x, c.homeassistant); }},
              {"keys", [&](const Entry& x) { read_keys(r, x, c, config); }},
