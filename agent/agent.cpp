@@ -342,6 +342,7 @@ std::optional<Error> Agent::signal(const std::string& id, std::string_view name)
     spdlog::info("run {}: cancelled by {} while it was queued", id, std::string(name));
     run->cancel(*sig);
     forget_queued(std::move(run));
+    save_state();
     return std::nullopt;
   }
   auto it = runs_.find(id);
@@ -465,14 +466,14 @@ void Agent::drop_queued(const std::function<bool(const Run&)>& which, const std:
     run->drop(why);
     forget_queued(std::move(run));
   }
+  if (!dropped.empty()) save_state();  // once, not per run (an SD card's wear)
 }
 
 // A queued run that ended without starting: its final state, then remembered as any
-// finished run is.
+// finished run is. The caller saves the state file.
 void Agent::forget_queued(std::unique_ptr<Run> run) {
   if (observer_) observer_->on_record_final(run->record(), state_document(run->record()));
   remember_finished(run->record());
-  save_state();
 }
 
 void Agent::shutdown(std::function<void()> done) {
