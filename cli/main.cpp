@@ -14,6 +14,7 @@
 #include "cli/output/json_report.hpp"
 #include "cli/output/output.hpp"
 #include "cli/run/exit_status.hpp"
+#include "cli/run/run_loop.hpp"
 #include "protocol/broker_login.hpp"
 #include "protocol/names.hpp"
 
@@ -180,10 +181,11 @@ int dispatch(Parsed& p) {
     try {
       return fan_out ? run_many(ctx, ro) : run_one(ctx, ro);
     } catch (const Failure& e) {
-      if (ro.json) json_not_run(ro, fan_out, e.what(), kExitFailure);
+      if (ro.json && !RunLoop::asked()) json_not_run(ro, fan_out, e.what(), kExitFailure);
       throw;
     } catch (const Interrupted& i) {
-      if (ro.json) json_not_run(ro, fan_out, "interrupted before it was started", 128 + i.signal);
+      if (ro.json && !RunLoop::asked())
+        json_not_run(ro, fan_out, "interrupted before it was started", 128 + i.signal);
       throw;
     }
   } catch (const Usage& e) {

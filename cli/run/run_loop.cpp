@@ -77,6 +77,7 @@ std::optional<int> RunLoop::on_interrupt(int sig) {
 }
 
 StartFields RunLoop::starting() {
+  asked_ = true;
   correlation_ = random_hex(16);
   StartFields f;
   f.id = id_;

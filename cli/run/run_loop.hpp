@@ -123,6 +123,13 @@ class RunLoop {
   // The start request(s) go out now: a new correlation, and the deadlines (reply,
   // --timeout) count from now. Returns the request's fields.
   StartFields starting();
+
+ public:
+  // True once a run loop of this process sent a start request. A failure after that
+  // must not be reported as "not run" (`run --json`, cli/main.cpp).
+  static bool asked() { return asked_; }
+
+ protected:
   // The reply in `m` when it answers our start request (its correlation); else nullopt.
   std::optional<Reply> our_reply(const Incoming& m) const;
   // A status message of `device`, whose run we follow: says on stderr that it went
@@ -159,6 +166,7 @@ class RunLoop {
   std::string runs_;
   std::string kill_note_;
   int interrupts_ = 0;
+  static inline bool asked_ = false;
 };
 
 }  // namespace linewire::cli
